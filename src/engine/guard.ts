@@ -1,0 +1,164 @@
+import { existsSync } from 'node:fs';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp';
+import type { GuardLayout } from '../format/guard-metadata.js';
+import { parseOptions } from '../shared/validation.js';
+import { GuardModelError, readGuardLayout } from './guard-layout.js';
+import { guardOptionsSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
+import { GuardSession } from './session.js';
+import { SPECIAL_MARKERS, type Piece } from './template.js';
+import { TokenBytes } from './token-bytes.js';
+
+const llamas = new Map<string, Promise<Llama>>();
+
+/** One Llama per backend choice and log level for the whole process: it owns the native backend. */
+function sharedLlama(options: ResolvedGuardOptions): Promise<Llama> {
+  const key = `${String(options.gpu)}:${options.logLevel}`;
+  let llama = llamas.get(key);
+  if (!llama) {
+    llama = getLlama({
+      gpu: options.gpu,
+      build: 'never',
+      logLevel: options.logLevel as LlamaLogLevel,
+    });
+    llamas.set(key, llama);
+    llama.catch(() => llamas.delete(key));
+  }
+  return llama;
+}
+
+export interface GuardStats {
+  /** Tokens evaluated by the backbone (scaffold included). */
+  evaluatedTokens: number;
+  /** Response tokens scored. */
+  scoredTokens: number;
+  /** Tokens whose label came from a top-k that missed a pair (the value then reads 0); expected 0. */
+  inexactTokens: number;
+  /** Times a session's oldest tokens were dropped to fit the context. */
+  contextShifts: number;
+}
+
+/**
+ * A loaded Qwen3Guard-Stream model: one model and one context shared by every session, each session on its
+ * own sequence so that concurrent conversations are evaluated in the same decode batches.
+ */
+export class Qwen3Guard {
+  readonly stats: GuardStats = { evaluatedTokens: 0, scoredTokens: 0, inexactTokens: 0, contextShifts: 0 };
+  private readonly free: LlamaContextSequence[];
+  private readonly waiting: Array<{ grant: (sequence: LlamaContextSequence) => void; reject: (error: Error) => void }> = [];
+  private readonly specialIds = new Map<string, number>();
+  private disposed = false;
+  /** Raw bytes of each vocabulary token, to map token spans to character offsets. */
+  readonly tokenBytes: TokenBytes;
+
+  private constructor(
+    readonly options: ResolvedGuardOptions,
+    readonly model: LlamaModel,
+    readonly context: LlamaContext,
+    readonly layout: GuardLayout,
+    readonly threads: number,
+  ) {
+    this.free = Array.from({ length: options.maxSessions }, () => context.getSequence());
+    for (const marker of SPECIAL_MARKERS) {
+      const ids = model.tokenize(marker, true);
+      if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);
+      this.specialIds.set(marker, ids[0]);
+    }
+    const tokens = (model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: readonly string[] } } }).tokenizer?.ggml?.tokens;
+    if (!tokens) throw new GuardModelError(`${options.modelPath}: the GGUF has no tokenizer.ggml.tokens`);
+    this.tokenBytes = new TokenBytes(tokens);
+  }
+
+  /** Loads a GGUF made by `qwen3guard convert`. Options are validated first; see `GuardOptions`. */
+  static async load(options: GuardOptions): Promise<Qwen3Guard> {
+    const resolved = parseOptions(guardOptionsSchema, options, 'guard');
+    if (!existsSync(resolved.modelPath)) {
+      throw new GuardModelError(`guard.modelPath: ${resolved.modelPath} does not exist. Convert a checkpoint with: qwen3guard convert <checkpoint-dir> -o model.gguf`);
+    }
+    const llama = await sharedLlama(resolved);
+    const threads = resolved.threads ?? llama.cpuMathCores;
+    const model = await llama.loadModel({ modelPath: resolved.modelPath });
+    try {
+      const layout = readGuardLayout(model.fileInfo.metadata, resolved.modelPath);
+      const kv = resolved.kvCacheType === 'f32' ? 'F32' : 'F16';
+      const context = await model.createContext({
+        contextSize: resolved.contextSize,
+        sequences: resolved.maxSessions,
+        threads,
+        batchSize: resolved.batchSize,
+        experimentalKvCacheKeyType: kv,
+        experimentalKvCacheValueType: kv,
+        flashAttention: resolved.flashAttention ?? (resolved.kvCacheType === 'f32' ? false : 'auto'),
+      });
+      return new Qwen3Guard(resolved, model, context, layout, threads);
+    } catch (error) {
+      await model.dispose();
+      throw error;
+    }
+  }
+
+  /** Starts a session for one conversation; waits while all `maxSessions` sequences are in use. */
+  async createSession(options: { signal?: AbortSignal } = {}): Promise<GuardSession> {
+    if (this.disposed) throw new Error('This Qwen3Guard was disposed');
+    options.signal?.throwIfAborted();
+    const sequence =
+      this.free.pop() ??
+      (await new Promise<LlamaContextSequence>((resolve, reject) => {
+        const waiter = {
+          grant: (s: LlamaContextSequence) => {
+            options.signal?.removeEventListener('abort', onAbort);
+            resolve(s);
+          },
+          reject,
+        };
+        const onAbort = () => {
+          const at = this.waiting.indexOf(waiter);
+          if (at >= 0) this.waiting.splice(at, 1);
+          reject(options.signal!.reason);
+        };
+        options.signal?.addEventListener('abort', onAbort, { once: true });
+        this.waiting.push(waiter);
+      }));
+    return new GuardSession(this, sequence);
+  }
+
+  /** @internal Called by a session when it is done with its sequence (already cleared). */
+  releaseSequence(sequence: LlamaContextSequence): void {
+    const next = this.waiting.shift();
+    if (next) next.grant(sequence);
+    else this.free.push(sequence);
+  }
+
+  /** Token ids of template pieces: markers as special tokens, text with special-token parsing off. */
+  tokenizePieces(pieces: readonly Piece[]): number[] {
+    const ids: number[] = [];
+    for (const piece of pieces) {
+      if ('special' in piece) ids.push(this.specialId(piece.special));
+      else ids.push(...this.tokenizeText(piece.text));
+    }
+    return ids;
+  }
+
+  specialId(marker: string): number {
+    const id = this.specialIds.get(marker);
+    if (id === undefined) throw new Error(`No special token for ${marker}`);
+    return id;
+  }
+
+  /** Plain text to token ids, markers included as text. The caller normalizes (NFC) where it must. */
+  tokenizeText(text: string): number[] {
+    return text ? this.model.tokenize(text, false) : [];
+  }
+
+  /** Text of a token for display (split UTF-8 characters show as U+FFFD). */
+  tokenText(id: number): string {
+    return this.model.detokenize([id as Token], false);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('The Qwen3Guard was disposed while waiting for a free session'));
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/** Options of `Qwen3Guard.load`, validated when the guard is loaded. */
+export const guardOptionsSchema = z
+  .object({
+    /** Path of a GGUF made by `qwen3guard convert`. */
+    modelPath: z.string().min(1, 'modelPath must name a .gguf file made by `qwen3guard convert`'),
+    /** CPU threads for evaluation; defaults to the machine's math cores (node-llama-cpp's own default oversubscribes small machines). */
+    threads: z.number().int().positive().optional(),
+    /** 'auto' picks a GPU backend when one is usable, false forces the CPU. */
+    gpu: z.union([z.literal('auto'), z.literal(false), z.enum(['cuda', 'vulkan', 'metal'])]).default('auto'),
+    /** KV cells per conversation. Longer conversations drop their oldest tokens (never the first). */
+    contextSize: z.number().int().min(64).max(131072).default(4096),
+    /** Conversations classified at once; each holds `contextSize` KV cells. Further sessions wait for a free one. */
+    maxSessions: z.number().int().min(1).max(256).default(2),
+    /** Tokens per decode when several sessions are batched (node-llama-cpp batch size). */
+    batchSize: z.number().int().min(1).optional(),
+    /** Exact probabilities for every response token (costs a top-k over guard_inner_size rows per token). */
+    responseProbabilities: z.boolean().default(false),
+    /** KV cache precision: f16 (default) or f32 for parity with a float32/float64 reference. */
+    kvCacheType: z.enum(['f16', 'f32']).default('f16'),
+    /**
+     * Flash attention. Default: on where llama.cpp picks it, except with an f32 KV cache: the CPU kernel
+     * rounds values through f16 (about 1e-2 relative error), which would undo the f32 cache's precision.
+     */
+    flashAttention: z.boolean().optional(),
+    /** Forwarded llama.cpp log lines at or above this level (default: errors only). */
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('error'),
+  })
+  .strict();
+
+export type GuardOptions = z.input<typeof guardOptionsSchema>;
+export type ResolvedGuardOptions = z.output<typeof guardOptionsSchema>;

@@ -1,0 +1,294 @@
+import type { ControlledEvaluateIndexOutput, ControlledEvaluateInputItem, LlamaContextSequence, Token } from 'node-llama-cpp';
+import type { HeadLayout, RowBlock } from '../format/guard-metadata.js';
+import type { Qwen3Guard } from './guard.js';
+import { headFromPre, labelsFromFolded, pairIds, readPairs, type HeadResult } from './heads.js';
+import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from './template.js';
+import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from './types.js';
+
+/** A token to evaluate; `scored` ones get a verdict. */
+interface Item {
+  id: number;
+  scored: boolean;
+  part?: ResponsePart;
+  start?: number;
+  end?: number;
+}
+
+type Phase = 'new' | 'prompted' | ResponsePart | 'ended' | 'disposed';
+
+/** What a top-k read of one block needs: the filter ids and the sampler's k. */
+interface Readout {
+  blocks: RowBlock[];
+  filter: number[];
+  topK: number;
+}
+
+/**
+ * Every guard row pair has a member far above the vocabulary's logits, so the top-k must hold all pairs
+ * (`guardRows`); the filter then keeps the blocks wanted. A few spare slots: a pair is missed only if its
+ * value is below that many vocabulary logits.
+ */
+function readout(blocks: RowBlock[], guardRows: number): Readout {
+  return { blocks, filter: blocks.flatMap(pairIds), topK: guardRows + 8 };
+}
+
+/** Per-part text state: the template's prefix goes in front of the part's first text. */
+interface PartText {
+  started: boolean;
+  /** Characters of the part's text consumed so far (offsets of later chunks start here). */
+  consumed: number;
+  closed: boolean;
+}
+
+/**
+ * One conversation on its own sequence. `checkPrompt` evaluates the conversation and reads the query head at
+ * the last user turn's `<|im_end|>`; the response then streams in through `appendText` / `appendTokens`,
+ * each token evaluated once through the KV cache, chunks in one decode. Calls are serialized.
+ */
+export class GuardSession {
+  private phase: Phase = 'new';
+  private scoredCount = 0;
+  /** Every token fed, in order: the rendered conversation so far (template tokens included). */
+  private readonly fed: number[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly parts: Record<ResponsePart, PartText> = {
+    reasoning: { started: false, consumed: 0, closed: false },
+    answer: { started: false, consumed: 0, closed: false },
+  };
+  private readonly responseRead: Readout;
+  private readonly queryRead: Readout;
+
+  constructor(
+    readonly guard: Qwen3Guard,
+    private readonly sequence: LlamaContextSequence,
+  ) {
+    const { response, query } = guard.layout;
+    const rows = [response, query].reduce((n, h) => n + h.pre.scaleLog2.length + h.risk.scaleLog2.length + h.category.scaleLog2.length, 0);
+    this.responseRead = guard.options.responseProbabilities ? readout([response.pre], rows) : readout([response.risk, response.category], rows);
+    this.queryRead = readout([query.pre], rows);
+  }
+
+  /** Response tokens scored so far. */
+  get scoredTokens(): number {
+    return this.scoredCount;
+  }
+
+  /** Token ids of the conversation as evaluated so far (also what a context shift dropped). */
+  get tokenIds(): readonly number[] {
+    return this.fed;
+  }
+
+  private serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Evaluates the conversation (earlier turns and the last user turn, NFC-normalized) and returns the prompt
+   * verdict read at the `<|im_end|>` that closes the last user turn.
+   */
+  checkPrompt(messages: readonly GuardMessage[]): Promise<PromptVerdict> {
+    return this.serial(async () => {
+      this.expectPhase(['new'], 'checkPrompt');
+      const normalized = messages.map((m) => ({ ...m, content: m.content.normalize('NFC'), reasoning: m.reasoning?.normalize('NFC') }));
+      const { pieces, verdictPiece } = renderConversation(normalized);
+      const before = this.guard.tokenizePieces(pieces.slice(0, verdictPiece));
+      const after = this.guard.tokenizePieces(pieces.slice(verdictPiece + 1));
+      const verdictIndex = before.length;
+      const items: ControlledEvaluateInputItem[] = [...(before as Token[]), this.readItem(this.guard.specialId(IM_END), this.queryRead), ...(after as Token[])];
+      const outputs = await this.evaluate(items);
+      this.phase = 'prompted';
+      const z = this.values(outputs[verdictIndex], this.queryRead)[0];
+      const head = headFromPre(this.guard.layout.query, z.values, this.guard.layout.epsilon);
+      return {
+        riskLevel: head.riskLevel,
+        category: head.riskLevel === 'Safe' ? null : head.category,
+        probabilities: head.probabilities,
+        categoryProbabilities: head.categoryProbabilities,
+      };
+    });
+  }
+
+  /**
+   * Appends response text to a part (reasoning goes in the thinking block, before the answer). Chunk
+   * boundaries must not change the tokenization (the aligner guarantees it); pass `final` with the last
+   * reasoning chunk so the template's closing newline is tokenized with it. Returns the new tokens' verdicts,
+   * with offsets in this part's text.
+   */
+  appendText(part: ResponsePart, text: string, options: { final?: boolean } = {}): Promise<TokenVerdict[]> {
+    return this.serial(async () => {
+      const items = this.openPart(part);
+      const state = this.parts[part];
+      let content = text;
+      if (!state.started) {
+        // The template drops leading newlines of both parts (and trailing ones of the reasoning).
+        const stripped = content.replace(/^\n+/, '');
+        state.consumed += content.length - stripped.length;
+        content = stripped;
+      }
+      if (options.final && part === 'reasoning') content = content.replace(/\n+$/, '');
+      const prefix = state.started || !content ? '' : part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
+      const suffix = options.final && part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningSuffix : '';
+      if (content) state.started = true;
+      const segment = prefix + content + suffix;
+      const ids = this.guard.tokenizeText(segment);
+      const spans = this.guard.tokenBytes.spans(segment, ids);
+      ids.forEach((id, k) => {
+        const [s, e] = spans[k];
+        // Tokens made only of template text are scaffold; a token straddling into the content is scored.
+        const scored = e > prefix.length && s < prefix.length + content.length;
+        const clamp = (x: number) => state.consumed + Math.min(content.length, Math.max(0, x - prefix.length));
+        items.push(scored ? { id, scored, part, start: clamp(s), end: clamp(e) } : { id, scored });
+      });
+      state.consumed += content.length;
+      if (options.final && part === 'reasoning') {
+        state.closed = true;
+        // With content, its segment already ends in the closing newline; otherwise add it (or the empty block).
+        items.push(...(content ? this.scaffold([{ special: END_THINK }]) : this.reasoningClosing(!state.started)));
+      }
+      return this.score(items);
+    });
+  }
+
+  /** Appends response token ids (for an upstream that shares the Qwen3 tokenizer): every id is scored. */
+  appendTokens(part: ResponsePart, ids: readonly number[]): Promise<TokenVerdict[]> {
+    return this.serial(async () => {
+      const items = this.openPart(part);
+      const state = this.parts[part];
+      if (!state.started && ids.length) {
+        const prefix = part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
+        items.push(...this.guard.tokenizeText(prefix).map((id) => ({ id, scored: false })));
+        state.started = true;
+      }
+      items.push(...ids.map((id) => ({ id, scored: true, part })));
+      return this.score(items);
+    });
+  }
+
+  /**
+   * Ends the response: evaluates the closing `<|im_end|>` as the last scored token (the official evaluation
+   * scores it too), which settles the debounce of the final content token. Returns its verdict.
+   */
+  end(): Promise<TokenVerdict[]> {
+    return this.serial(async () => {
+      const items = this.openPart('answer');
+      if (!this.parts.answer.started) items.push(...this.scaffold([{ text: RESPONSE_TEMPLATE.answerPrefix }]));
+      items.push({ id: this.guard.specialId(IM_END), scored: true, part: 'answer' });
+      const verdicts = await this.score(items);
+      this.phase = 'ended';
+      return verdicts;
+    });
+  }
+
+  /** Frees the sequence for the next session. Safe to call more than once, also while a call is running. */
+  async dispose(): Promise<void> {
+    if (this.phase === 'disposed') return;
+    this.phase = 'disposed';
+    await this.queue;
+    await this.sequence.clearHistory();
+    this.guard.releaseSequence(this.sequence);
+  }
+
+  private expectPhase(allowed: Phase[], what: string): void {
+    if (this.phase === 'disposed') throw new Error(`${what}: this GuardSession was disposed`);
+    if (!allowed.includes(this.phase)) {
+      const hint = this.phase === 'new' ? 'call checkPrompt(messages) first' : this.phase === 'ended' ? 'the response has ended' : `the session is in its ${this.phase} phase`;
+      throw new Error(`${what}: ${hint}`);
+    }
+  }
+
+  /** Scaffold that must precede tokens of `part`, moving the phase forward. */
+  private openPart(part: ResponsePart): Item[] {
+    const what = part === 'reasoning' ? 'appending reasoning' : 'appending the answer';
+    this.expectPhase(part === 'reasoning' ? ['prompted', 'reasoning'] : ['prompted', 'reasoning', 'answer'], what);
+    if (part === 'reasoning' && this.parts.reasoning.closed) throw new Error(`${what}: the reasoning was already ended with final: true`);
+    const items: Item[] = [];
+    if (this.phase === 'prompted') items.push(...this.scaffold(RESPONSE_TEMPLATE.opening));
+    if (part === 'answer' && this.phase !== 'answer') {
+      const reasoning = this.parts.reasoning;
+      if (!reasoning.closed) {
+        // An empty thinking block is the template's "\n\n"; an open one gets its closing newline here.
+        items.push(...this.reasoningClosing(!reasoning.started));
+        reasoning.closed = true;
+      }
+    }
+    this.phase = part;
+    return items;
+  }
+
+  /** `\n</think>` after reasoning, or the empty block's `\n\n</think>`. */
+  private reasoningClosing(empty: boolean): Item[] {
+    const text = empty ? RESPONSE_TEMPLATE.reasoningPrefix + RESPONSE_TEMPLATE.reasoningSuffix : RESPONSE_TEMPLATE.reasoningSuffix;
+    return this.scaffold([{ text }, { special: END_THINK }]);
+  }
+
+  private scaffold(pieces: Piece[]): Item[] {
+    return this.guard.tokenizePieces(pieces).map((id) => ({ id, scored: false }));
+  }
+
+  private readItem(id: number, read: Readout): ControlledEvaluateInputItem {
+    const filter = { tokens: read.filter as Token[] };
+    return [id as Token, { generateNext: { logits: { filter }, options: { temperature: 1, topK: read.topK, topP: 1, minP: 0, seed: 0 } } }];
+  }
+
+  private values(output: ControlledEvaluateIndexOutput | undefined, read: Readout) {
+    const logits = output?.next.logits;
+    if (!logits) throw new Error('The guard returned no logits for a scored token');
+    return read.blocks.map((block) => {
+      const result = readPairs(logits, block);
+      if (!result.exact) this.guard.stats.inexactTokens++;
+      return result;
+    });
+  }
+
+  private head(layout: HeadLayout, output: ControlledEvaluateIndexOutput | undefined): HeadResult {
+    const values = this.values(output, this.responseRead);
+    if (this.guard.options.responseProbabilities) return headFromPre(layout, values[0].values, this.guard.layout.epsilon);
+    return labelsFromFolded(layout, values[0].values, values[1].values);
+  }
+
+  private async score(items: Item[]): Promise<TokenVerdict[]> {
+    if (items.length === 0) return [];
+    const first = this.fed.length;
+    const outputs = await this.evaluate(items.map((item) => (item.scored ? this.readItem(item.id, this.responseRead) : (item.id as Token))));
+    const verdicts: TokenVerdict[] = [];
+    items.forEach((item, k) => {
+      if (!item.scored) return;
+      const head = this.head(this.guard.layout.response, outputs[k]);
+      const verdict: TokenVerdict = {
+        index: this.scoredCount++,
+        position: first + k,
+        id: item.id,
+        part: item.part!,
+        riskLevel: head.riskLevel,
+        category: head.riskLevel === 'Safe' ? null : head.category,
+      };
+      if (head.probabilities) verdict.probabilities = head.probabilities;
+      if (item.start !== undefined) Object.assign(verdict, { start: item.start, end: item.end });
+      verdicts.push(verdict);
+    });
+    this.guard.stats.scoredTokens += verdicts.length;
+    return verdicts;
+  }
+
+  /** One controlledEvaluate: one decode per batch; a full context drops the oldest tokens after the first. */
+  private async evaluate(items: ControlledEvaluateInputItem[]) {
+    if (this.phase === 'disposed') throw new Error('This GuardSession was disposed');
+    const contextSize = this.guard.context.contextSize;
+    const outputs = await this.sequence.controlledEvaluate(items, {
+      contextShift: {
+        // Free a quarter of the context at once so that shifts stay rare; never erase token 0 (the
+        // attention sink), so nothing is re-evaluated.
+        size: Math.max(1, Math.floor(contextSize / 4)),
+        strategy: ({ sequence, size }) => {
+          this.guard.stats.contextShifts++;
+          return [{ start: 1, end: Math.min(sequence.nextTokenIndex, 1 + size) }];
+        },
+      },
+    });
+    for (const item of items) this.fed.push(typeof item === 'number' ? item : item[0]);
+    this.guard.stats.evaluatedTokens += items.length;
+    return outputs;
+  }
+}

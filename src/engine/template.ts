@@ -1,0 +1,119 @@
+import type { GuardMessage } from './types.js';
+
+/**
+ * The published Qwen3 chat template (tokenizer_config.json of Qwen3Guard-Stream), rendered as pieces: the
+ * template's own markers are special tokens, everything between them is one plain-text segment, tokenized on
+ * its own with special-token parsing off, exactly as Hugging Face splits the rendered string at added tokens.
+ * User and model text can therefore never produce a marker.
+ */
+export type Piece = { special: string } | { text: string };
+
+export const IM_START = '<|im_start|>';
+export const IM_END = '<|im_end|>';
+export const THINK = '<think>';
+export const END_THINK = '</think>';
+const TOOL_RESPONSE = '<tool_response>';
+const END_TOOL_RESPONSE = '</tool_response>';
+export const SPECIAL_MARKERS = [IM_START, IM_END, THINK, END_THINK, TOOL_RESPONSE, END_TOOL_RESPONSE] as const;
+
+const stripNewlines = (s: string) => s.replace(/^\n+|\n+$/g, '');
+const lstripNewlines = (s: string) => s.replace(/^\n+/, '');
+
+/** The template's handling of an assistant turn whose text still holds a think block. */
+function splitThink(content: string): { content: string; reasoning: string } {
+  if (!content.includes(END_THINK)) return { content, reasoning: '' };
+  const parts = content.split(END_THINK);
+  const before = parts[0].replace(/\n+$/, '');
+  const reasoning = lstripNewlines(before.split(THINK).at(-1) ?? '');
+  return { content: lstripNewlines(parts.at(-1) ?? ''), reasoning };
+}
+
+export interface RenderedConversation {
+  pieces: Piece[];
+  /** Index in `pieces` of the `<|im_end|>` closing the last user turn: where the prompt verdict is read. */
+  verdictPiece: number;
+}
+
+const isToolResponseTurn = (m: GuardMessage) =>
+  m.role === 'user' && m.content.startsWith(TOOL_RESPONSE) && m.content.endsWith(END_TOOL_RESPONSE);
+
+/**
+ * Renders the conversation up to and including the last message, as the template does with
+ * `add_generation_prompt=false`. The conversation must contain a user turn.
+ */
+export function renderConversation(messages: readonly GuardMessage[]): RenderedConversation {
+  let lastQuery = -1;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i].role === 'user' && !isToolResponseTurn(messages[i])) {
+      lastQuery = i;
+      break;
+    }
+  }
+  if (lastQuery < 0) throw new Error('The conversation has no user message: the prompt verdict is read at the end of the last user turn.');
+
+  const pieces: Piece[] = [];
+  let verdictPiece = -1;
+  // Plain text is accumulated so that text between two markers stays one segment.
+  const text = (t: string) => {
+    const last = pieces.at(-1);
+    if (last && 'text' in last) last.text += t;
+    else if (t) pieces.push({ text: t });
+  };
+  const special = (s: string) => pieces.push({ special: s });
+
+  messages.forEach((m, i) => {
+    if (m.role === 'system' && i !== 0) {
+      special(IM_START);
+      text(`system\n${m.content}`);
+      special(IM_END);
+      text('\n');
+    } else if (m.role === 'system' || m.role === 'user') {
+      special(IM_START);
+      text(`${m.role}\n${m.content}`);
+      special(IM_END);
+      if (i === lastQuery) verdictPiece = pieces.length - 1;
+      text('\n');
+    } else if (m.role === 'assistant') {
+      const split = m.reasoning !== undefined ? { content: m.content, reasoning: m.reasoning } : splitThink(m.content);
+      special(IM_START);
+      const last = i === messages.length - 1;
+      if (i > lastQuery && (last || split.reasoning)) {
+        text('assistant\n');
+        special(THINK);
+        text(`\n${stripNewlines(split.reasoning)}\n`);
+        special(END_THINK);
+        text(`\n\n${lstripNewlines(split.content)}`);
+      } else {
+        text(`assistant\n${split.content}`);
+      }
+      special(IM_END);
+      text('\n');
+    } else {
+      // tool: consecutive tool messages share one user turn
+      if (i === 0 || messages[i - 1].role !== 'tool') {
+        special(IM_START);
+        text('user');
+      }
+      text('\n');
+      special(TOOL_RESPONSE);
+      text(`\n${m.content}\n`);
+      special(END_TOOL_RESPONSE);
+      if (i === messages.length - 1 || messages[i + 1].role !== 'tool') {
+        special(IM_END);
+        text('\n');
+      }
+    }
+  });
+  return { pieces, verdictPiece };
+}
+
+/** Plain text around the response parts (after the conversation's last `<|im_end|>\n`). */
+export const RESPONSE_TEMPLATE = {
+  /** Evaluated before the first response part: `<|im_start|>assistant\n<think>`. */
+  opening: [{ special: IM_START }, { text: 'assistant\n' }, { special: THINK }] as Piece[],
+  /** The reasoning segment is `\n{reasoning}\n` (reasoning stripped of outer newlines). */
+  reasoningPrefix: '\n',
+  reasoningSuffix: '\n',
+  /** The answer segment is `\n\n{answer}` (answer stripped of leading newlines), after `</think>`. */
+  answerPrefix: '\n\n',
+} as const;

@@ -1,0 +1,41 @@
+import type { RiskLevel } from '../format/labels.js';
+
+export type { RiskLevel };
+
+/** A conversation turn as the guard sees it. Content is plain text: markers in it stay text. */
+export interface GuardMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  /** Reasoning of an assistant turn after the last user turn (placed in the thinking block). */
+  reasoning?: string;
+}
+
+export type RiskProbabilities = Record<RiskLevel, number>;
+
+export interface PromptVerdict {
+  riskLevel: RiskLevel;
+  /** The query head's category; null where the prompt is Safe (the category is trained only on unsafe data). */
+  category: string | null;
+  probabilities: RiskProbabilities;
+  categoryProbabilities: Record<string, number>;
+}
+
+/** Which thinking position a response token sits in. */
+export type ResponsePart = 'reasoning' | 'answer';
+
+export interface TokenVerdict {
+  /** Index among the scored response tokens (reasoning and answer together). */
+  index: number;
+  /** Index of the token in the whole rendered conversation (template tokens included). */
+  position: number;
+  id: number;
+  part: ResponsePart;
+  riskLevel: RiskLevel;
+  /** Category of a non-Safe token, else null. */
+  category: string | null;
+  /** Exact probabilities of the three levels, when the guard was loaded with `responseProbabilities`. */
+  probabilities?: RiskProbabilities;
+  /** UTF-16 offsets [start, end) in the text given to `appendText` for this part (text input only). */
+  start?: number;
+  end?: number;
+}
