@@ -4,6 +4,7 @@ import type { Qwen3Guard } from './guard.js';
 import { headFromPre, labelsFromFolded, pairIds, readPairs, type HeadResult } from './heads.js';
 import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from './template.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from './types.js';
+import { normalizeNfc } from '../shared/nfc.js';
 
 /** A token to evaluate; `scored` ones get a verdict. */
 interface Item {
@@ -111,23 +112,24 @@ export class GuardSession {
   }
 
   /**
-   * Appends response text to a part (reasoning goes in the thinking block, before the answer). Chunk
-   * boundaries must not change the tokenization (the aligner guarantees it); pass `final` with the last
-   * reasoning chunk so the template's closing newline is tokenized with it. Returns the new tokens' verdicts,
-   * with offsets in this part's text.
+   * Appends response text to a part (reasoning goes in the thinking block, before the answer). The text is
+   * normalized to NFC as the model's tokenizer does. Chunk boundaries must not change the tokenization (the
+   * aligner guarantees it); pass `final` with the last reasoning chunk so the template's closing newline is
+   * tokenized with it. Returns the new tokens' verdicts, with offsets in this part's text as given.
    */
   appendText(part: ResponsePart, text: string, options: { final?: boolean } = {}): Promise<TokenVerdict[]> {
     return this.serial(async () => {
       const items = this.openPart(part);
       const state = this.parts[part];
-      let content = text;
+      let raw = text;
       if (!state.started) {
         // The template drops leading newlines of both parts (and trailing ones of the reasoning).
-        const stripped = content.replace(/^\n+/, '');
-        state.consumed += content.length - stripped.length;
-        content = stripped;
+        const stripped = raw.replace(/^\n+/, '');
+        state.consumed += raw.length - stripped.length;
+        raw = stripped;
       }
-      if (options.final && part === 'reasoning') content = content.replace(/\n+$/, '');
+      if (options.final && part === 'reasoning') raw = raw.replace(/\n+$/, '');
+      const { text: content, toOriginal } = normalizeNfc(raw);
       const prefix = state.started || !content ? '' : part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
       const suffix = options.final && part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningSuffix : '';
       if (content) state.started = true;
@@ -138,10 +140,10 @@ export class GuardSession {
         const [s, e] = spans[k];
         // Tokens made only of template text are scaffold; a token straddling into the content is scored.
         const scored = e > prefix.length && s < prefix.length + content.length;
-        const clamp = (x: number) => state.consumed + Math.min(content.length, Math.max(0, x - prefix.length));
-        items.push(scored ? { id, scored, part, start: clamp(s), end: clamp(e) } : { id, scored });
+        const toPart = (x: number) => state.consumed + toOriginal[Math.min(content.length, Math.max(0, x - prefix.length))];
+        items.push(scored ? { id, scored, part, start: toPart(s), end: toPart(e) } : { id, scored });
       });
-      state.consumed += content.length;
+      state.consumed += raw.length;
       if (options.final && part === 'reasoning') {
         state.closed = true;
         // With content, its segment already ends in the closing newline; otherwise add it (or the empty block).
