@@ -35,6 +35,8 @@ export interface GuardStats {
   inexactTokens: number;
   /** Times a session's oldest tokens were dropped to fit the context. */
   contextShifts: number;
+  /** KV cells moved by those shifts (a RoPE re-rotation of cached keys, not a re-evaluation). */
+  shiftedTokens: number;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface GuardStats {
  * own sequence so that concurrent conversations are evaluated in the same decode batches.
  */
 export class Qwen3Guard {
-  readonly stats: GuardStats = { evaluatedTokens: 0, scoredTokens: 0, inexactTokens: 0, contextShifts: 0 };
+  readonly stats: GuardStats = { evaluatedTokens: 0, scoredTokens: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
   private readonly free: LlamaContextSequence[];
   private readonly waiting: Array<{ grant: (sequence: LlamaContextSequence) => void; reject: (error: Error) => void }> = [];
   private readonly specialIds = new Map<string, number>();

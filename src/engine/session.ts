@@ -284,8 +284,10 @@ export class GuardSession {
         // attention sink), so nothing is re-evaluated.
         size: Math.max(1, Math.floor(contextSize / 4)),
         strategy: ({ sequence, size }) => {
+          const end = Math.min(sequence.nextTokenIndex, 1 + size);
           this.guard.stats.contextShifts++;
-          return [{ start: 1, end: Math.min(sequence.nextTokenIndex, 1 + size) }];
+          this.guard.stats.shiftedTokens += sequence.nextTokenIndex - end;
+          return [{ start: 1, end }];
         },
       },
     });
