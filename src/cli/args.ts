@@ -1,0 +1,67 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A command line that cannot be run as written: the CLI prints the message and the command's usage, exit 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const MAIN_USAGE = `Usage:
+  qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0]
+  qwen3guard classify --model <file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
+                      [--threads N] [--json]
+  qwen3guard --help | --version
+
+Run 'qwen3guard <command> --help' for the options of a command.`;
+
+export const CONVERT_USAGE = `Usage: qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0]`;
+
+export const CONVERT_HELP = `${CONVERT_USAGE}
+
+Converts a Hugging Face Qwen3Guard-Stream checkpoint into one GGUF file.
+
+  <checkpoint-dir>     folder with config.json, tokenizer files and *.safetensors
+  -o, --output <file>  the .gguf file to write (replaced only once complete)
+  -t, --type <type>    weight type: q8_0 (default), f16 or f32
+  -h, --help           show this help`;
+
+export const CLASSIFY_USAGE = `Usage: qwen3guard classify --model <file.gguf> --prompt <text> [--response <text>]
+                           [--reasoning <text>] [--threads N] [--json]`;
+
+export const CLASSIFY_HELP = `${CLASSIFY_USAGE}
+
+Classifies a prompt and, optionally, a response token by token.
+
+  -m, --model <file>    a GGUF made by 'qwen3guard convert'
+  -p, --prompt <text>   the user's message
+  -r, --response <text> the assistant's answer to classify token by token
+  --reasoning <text>    the assistant's reasoning (thinking), classified before the answer
+  --threads <N>         CPU threads (default: the machine's math cores)
+  --json                print one JSON object instead of the coloured report
+  -h, --help            show this help`;
+
+/** `parseArgs` (strict: pass `strict: true`), with its errors turned into short UsageErrors. */
+export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message = (error as Error).message;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const name = /'([^']+)'/.exec(message)?.[1];
+      throw new UsageError(name ? `unknown option '${name}'` : message);
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      const value = /'([^']*)'/.exec(message)?.[1];
+      throw new UsageError(value !== undefined ? `unexpected argument '${value}'` : message);
+    }
+    const missing = /^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(message);
+    if (missing) throw new UsageError(`${missing[1]} needs a value`);
+    if (code?.startsWith('ERR_PARSE_ARGS_')) throw new UsageError(message);
+    throw error;
+  }
+}
+
+/** A failure the CLI reports as `qwen3guard <command>: <message>` (exit 1), without a stack trace. */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+}

@@ -1,0 +1,169 @@
+import { stat } from 'node:fs/promises';
+import { decideResponse, type ResponseDecision } from '../engine/decision.js';
+import { GuardModelError } from '../engine/guard-layout.js';
+import { OptionsError } from '../shared/validation.js';
+import { IM_END } from '../engine/template.js';
+import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../engine/types.js';
+import { CLASSIFY_HELP, CommandError, parseCommandLine, UsageError } from './args.js';
+import { label, token, useColour } from './render.js';
+
+export interface ClassifyArgs {
+  model: string;
+  prompt: string;
+  response?: string;
+  reasoning?: string;
+  threads?: number;
+  json: boolean;
+}
+
+/** Reads `classify`'s arguments; null when help was asked for. */
+export function parseClassifyArgs(args: string[]): ClassifyArgs | null {
+  const { values } = parseCommandLine({
+    args,
+    allowPositionals: false,
+    strict: true,
+    options: {
+      model: { type: 'string', short: 'm' },
+      prompt: { type: 'string', short: 'p' },
+      response: { type: 'string', short: 'r' },
+      reasoning: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return null;
+  if (values.model === undefined) throw new UsageError('missing --model <file.gguf>');
+  if (values.prompt === undefined) throw new UsageError('missing --prompt <text>');
+  let threads: number | undefined;
+  if (values.threads !== undefined) {
+    threads = /^\s*\d+\s*$/.test(values.threads) ? Number(values.threads) : NaN;
+    if (!Number.isSafeInteger(threads) || threads < 1) throw new CommandError(`--threads must be a whole number of at least 1, got '${values.threads}'`);
+  }
+  return { model: values.model, prompt: values.prompt, response: values.response, reasoning: values.reasoning, threads, json: values.json ?? false };
+}
+
+/** The closing `<|im_end|>` scored by `end()`: it has no offsets in the given text. */
+const CLOSING_TEXT = IM_END;
+
+export interface ClassifiedToken {
+  id: number;
+  part: ResponsePart;
+  /** The token's slice of the text given for its part, or `<|im_end|>` for the closing token. */
+  text: string;
+  riskLevel: RiskLevel;
+  category: string | null;
+  /** Offsets in the part's text; absent for the closing token. */
+  start?: number;
+  end?: number;
+}
+
+export interface Classification {
+  prompt: PromptVerdict;
+  response?: { tokens: ClassifiedToken[]; verdict: ResponseDecision };
+}
+
+/** Runs the guard over the prompt and, when given, the reasoning and the answer (closed by `<|im_end|>`). */
+export async function classify(args: ClassifyArgs): Promise<Classification> {
+  const file = await stat(args.model).catch(() => undefined);
+  if (!file) throw new CommandError(`${args.model} does not exist: convert a checkpoint with 'qwen3guard convert <checkpoint-dir> -o model.gguf'`);
+  if (!file.isFile()) throw new CommandError(`${args.model} is not a file: give the path of a .gguf made by 'qwen3guard convert'`);
+
+  // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
+  const { Qwen3Guard } = await import('../engine/guard.js');
+  const guard = await Qwen3Guard.load({ modelPath: args.model, threads: args.threads, gpu: 'auto', maxSessions: 1 }).catch((error: unknown) => {
+    // The engine's own errors name the file; node-llama-cpp's parse errors (not a GGUF at all) do not.
+    if (error instanceof Error && !(error instanceof GuardModelError) && !(error instanceof OptionsError)) {
+      throw new CommandError(`${args.model} could not be loaded: ${error.message}`);
+    }
+    throw error;
+  });
+  try {
+    const session = await guard.createSession();
+    try {
+      const prompt = await session.checkPrompt([{ role: 'user', content: args.prompt }]);
+      if (args.response === undefined && args.reasoning === undefined) return { prompt };
+      const verdicts: TokenVerdict[] = [];
+      if (args.reasoning !== undefined) verdicts.push(...(await session.appendText('reasoning', args.reasoning, { final: true })));
+      if (args.response !== undefined) verdicts.push(...(await session.appendText('answer', args.response)));
+      verdicts.push(...(await session.end()));
+      const texts: Record<ResponsePart, string> = { reasoning: args.reasoning ?? '', answer: args.response ?? '' };
+      const tokens = verdicts.map((v): ClassifiedToken => {
+        const hasOffsets = v.start !== undefined && v.end !== undefined;
+        const text = hasOffsets ? texts[v.part].slice(v.start, v.end) : v.id === guard.specialId(IM_END) ? CLOSING_TEXT : guard.tokenText(v.id);
+        const t: ClassifiedToken = { id: v.id, part: v.part, text, riskLevel: v.riskLevel, category: v.category };
+        if (hasOffsets) Object.assign(t, { start: v.start, end: v.end });
+        return t;
+      });
+      return { prompt, response: { tokens, verdict: decideResponse(tokens) } };
+    } finally {
+      await session.dispose();
+    }
+  } finally {
+    await guard.dispose();
+  }
+}
+
+/** The `--json` object: token offsets and category probabilities left out. */
+export function toJson(result: Classification): object {
+  const { riskLevel, category, probabilities } = result.prompt;
+  const json: Record<string, unknown> = {
+    prompt: { riskLevel, category, probabilities: { Safe: probabilities.Safe, Unsafe: probabilities.Unsafe, Controversial: probabilities.Controversial } },
+  };
+  if (result.response) {
+    const { tokens, verdict } = result.response;
+    json.response = {
+      tokens: tokens.map(({ id, part, text, riskLevel, category }) => ({ id, part, text, riskLevel, category })),
+      verdict: { riskLevel: verdict.riskLevel, category: verdict.category, tokenIndex: verdict.tokenIndex },
+    };
+  }
+  return json;
+}
+
+/** A part's text with its tokens coloured (or marked); text no token covers (stripped newlines) stays plain. */
+function renderPart(text: string, tokens: ClassifiedToken[], colour: boolean): string {
+  let out = '';
+  let at = 0;
+  for (const t of tokens) {
+    if (t.start === undefined || t.end === undefined || t.end <= at) continue;
+    const start = Math.max(at, t.start);
+    out += text.slice(at, start) + token(text.slice(start, t.end), t.riskLevel, colour);
+    at = t.end;
+  }
+  return out + text.slice(at);
+}
+
+/** The report: prompt verdict, the response coloured by token, the response verdict. */
+export function renderHuman(result: Classification, args: Pick<ClassifyArgs, 'response' | 'reasoning'>, colour: boolean): string {
+  const { prompt } = result;
+  const p = prompt.probabilities;
+  const lines = [
+    `Prompt: ${label(prompt.riskLevel, prompt.category, colour)}  P(Safe)=${p.Safe.toFixed(3)} P(Unsafe)=${p.Unsafe.toFixed(3)} P(Controversial)=${p.Controversial.toFixed(3)}`,
+  ];
+  if (result.response) {
+    const { tokens, verdict } = result.response;
+    const of = (part: ResponsePart) => tokens.filter((t) => t.part === part);
+    if (args.reasoning !== undefined) lines.push('<think>', renderPart(args.reasoning, of('reasoning'), colour), '</think>');
+    // The closing token shows only when it carries a label.
+    const closing = tokens.filter((t) => t.start === undefined && t.riskLevel !== 'Safe').map((t) => token(t.text, t.riskLevel, colour));
+    lines.push(renderPart(args.response ?? '', of('answer'), colour) + closing.join(''));
+    lines.push(
+      verdict.tokenIndex === null
+        ? `Response: ${label(verdict.riskLevel, verdict.category, colour)}`
+        : `Response: ${label(verdict.riskLevel, verdict.category, colour)} at token ${verdict.tokenIndex} ${JSON.stringify(tokens[verdict.tokenIndex].text)}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `qwen3guard classify`. */
+export async function runClassify(args: string[]): Promise<number> {
+  const parsed = parseClassifyArgs(args);
+  if (!parsed) {
+    process.stdout.write(`${CLASSIFY_HELP}\n`);
+    return 0;
+  }
+  const result = await classify(parsed);
+  process.stdout.write(parsed.json ? `${JSON.stringify(toJson(result))}\n` : renderHuman(result, parsed, useColour(process.stdout)));
+  return 0;
+}

@@ -1,0 +1,61 @@
+import { convertCheckpoint, type ConvertProgress } from '../convert/convert.js';
+import { OUTPUT_TYPES, type OutputType } from '../convert/ggml-types.js';
+import { CONVERT_HELP, parseCommandLine, UsageError } from './args.js';
+import { megabytes, ProgressLine, seconds } from './render.js';
+
+export interface ConvertArgs {
+  checkpoint: string;
+  output: string;
+  type: OutputType;
+}
+
+/** Reads `convert`'s arguments; null when help was asked for. */
+export function parseConvertArgs(args: string[]): ConvertArgs | null {
+  const { values, positionals } = parseCommandLine({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      type: { type: 'string', short: 't' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return null;
+  if (positionals.length === 0) throw new UsageError('missing <checkpoint-dir>');
+  if (positionals.length > 1) throw new UsageError(`expected one checkpoint folder, got ${positionals.length}: ${positionals.join(' ')}`);
+  if (!values.output) throw new UsageError('missing -o <file.gguf>');
+  const type = values.type ?? 'q8_0';
+  if (!(OUTPUT_TYPES as readonly string[]).includes(type)) throw new UsageError(`unknown --type '${type}': use one of ${OUTPUT_TYPES.join(', ')}`);
+  return { checkpoint: positionals[0], output: values.output, type: type as OutputType };
+}
+
+function progressText(p: ConvertProgress): string {
+  const percent = p.totalBytes > 0 ? Math.floor((100 * p.bytesWritten) / p.totalBytes) : 0;
+  return `${String(percent).padStart(3)}%  ${(p.bytesWritten / 1e6).toFixed(1)} / ${megabytes(p.totalBytes)}  ${p.tensor}`;
+}
+
+/** `qwen3guard convert`: progress on stderr when it is a terminal, a one-line summary on stdout. */
+export async function runConvert(args: string[]): Promise<number> {
+  const parsed = parseConvertArgs(args);
+  if (!parsed) {
+    process.stdout.write(`${CONVERT_HELP}\n`);
+    return 0;
+  }
+  const progress = process.stderr.isTTY ? new ProgressLine(process.stderr) : undefined;
+  const started = performance.now();
+  try {
+    const result = await convertCheckpoint({
+      checkpoint: parsed.checkpoint,
+      output: parsed.output,
+      type: parsed.type,
+      onProgress: progress && ((p) => progress.update(progressText(p), p.bytesWritten === p.totalBytes)),
+    });
+    progress?.clear();
+    const elapsed = performance.now() - started;
+    process.stdout.write(`Wrote ${result.output} (${parsed.type}, ${megabytes(result.bytes)}, ${result.tensors} tensors) in ${seconds(elapsed)}\n`);
+    return 0;
+  } finally {
+    progress?.clear();
+  }
+}
