@@ -191,7 +191,13 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     ] as Array<[string, GgufValue]>);
 
     const embedSpec: GgufTensorSpec = { name: 'token_embd.weight', ne: [H, totalRows], type: matrixType(type) };
-    writer = await GgufWriter.create(temporary, metadata, [embedSpec, ...plans.map((p) => p.spec)]);
+    try {
+      writer = await GgufWriter.create(temporary, metadata, [embedSpec, ...plans.map((p) => p.spec)]);
+    } catch (error) {
+      // access(W_OK) above can pass where no file can be created: a file as the folder (ENOTDIR), /proc, ACLs, root.
+      if (!(error as NodeJS.ErrnoException).code) throw error;
+      throw new ConvertError(output, `cannot be written: creating the temporary file ${temporary} failed (${(error as Error).message})`);
+    }
     const progress = (tensor: string) => options.onProgress?.({ tensor, bytesWritten: writer!.bytesWritten, totalBytes: writer!.totalBytes });
 
     const rowsPerPiece = Math.max(1, Math.floor(PIECE_VALUES / H));
@@ -225,7 +231,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     if (error instanceof ConvertError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS' || code === 'EDQUOT') {
-      throw new ConvertError(output, `could not be written (${code}: ${(error as Error).message})`);
+      throw new ConvertError(output, `could not be written (${(error as Error).message})`);
     }
     throw error;
   } finally {

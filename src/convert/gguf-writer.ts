@@ -27,6 +27,11 @@ class ByteSink {
   private size = 0;
   constructor(private readonly flushAt: number, private readonly onFlush: (data: Uint8Array) => Promise<void>) {}
 
+  /** Bytes accepted but not yet flushed. */
+  get buffered(): number {
+    return this.size;
+  }
+
   bytes(data: Uint8Array): Promise<void> | void {
     this.chunks.push(data);
     this.size += data.byteLength;
@@ -134,8 +139,9 @@ export class GgufWriter {
     return offset;
   }
 
+  /** Bytes of the file handed over so far (the last few MB may still be buffered): totalBytes once all data is in. */
   get bytesWritten(): number {
-    return this.position;
+    return this.position + this.sink.buffered;
   }
 
   private encodeHeader(metadata: ReadonlyMap<string, GgufValue>): Buffer {

@@ -119,8 +119,11 @@ async function readHeader(file: string): Promise<TensorEntry[]> {
         entries.push({ name, file, dtype: info.dtype as SourceDtype, shape: info.shape, offset: dataStart + begin });
         continue;
       }
-      if (end - begin !== count * sourceDtypeBytes(info.dtype as SourceDtype) || dataStart + end > size) {
+      if (end - begin !== count * sourceDtypeBytes(info.dtype as SourceDtype)) {
         throw new ConvertError(file, `tensor ${name} has data_offsets that do not match its shape ${JSON.stringify(info.shape)} and dtype ${info.dtype}`);
+      }
+      if (dataStart + end > size) {
+        throw new ConvertError(file, `is truncated: tensor ${name} ends at byte ${dataStart + end} but the file has ${size} bytes (download it again)`);
       }
       entries.push({ name, file, dtype: info.dtype as SourceDtype, shape: info.shape, offset: dataStart + begin });
     }
