@@ -7,3 +7,7 @@ export type { GuardMessage, PromptVerdict, ResponsePart, RiskLevel, RiskProbabil
 export { convertCheckpoint, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert/convert.js';
 export { ConvertError } from './convert/errors.js';
 export { OptionsError } from './shared/validation.js';
+export { qwen3GuardMiddleware } from './middleware/qwen3guard-middleware.js';
+export type { Qwen3GuardMiddlewareOptions, PromptVerdictInfo, ResponseFlagInfo, ResponseVerdictInfo, GuardErrorInfo } from './middleware/options.js';
+export type { Action, PromptPolicyInput, ResponsePolicyInput, RequestOverride } from './policy/schema.js';
+export type { FlaggedSpan } from './policy/resolve.js';

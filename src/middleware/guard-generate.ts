@@ -1,0 +1,125 @@
+import type { LanguageModelV4Content, LanguageModelV4GenerateResult } from '@ai-sdk/provider';
+import { STOP_ACTIONS } from '../policy/schema.js';
+import type { ResolvedResponsePolicy } from '../policy/resolve.js';
+import { EMPTY_USAGE } from './guarded-stream.js';
+import { guardMetadata, summarize } from './metadata.js';
+import type { GuardErrorInfo, ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
+import type { TextRange } from './output-queue.js';
+import { safeCall, type PromptCheck } from './prompt-check.js';
+import { ResponseModeration } from './response-moderation.js';
+
+export interface GenerateModerationContext {
+  policy: ResolvedResponsePolicy;
+  fail: 'closed' | 'open';
+  startedAt: number;
+  onResponseFlag?: (info: ResponseFlagInfo) => void;
+  onResponseVerdict?: (info: ResponseVerdictInfo) => void;
+  onError?: (error: unknown, info: GuardErrorInfo) => void;
+}
+
+const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
+
+/** The generate result for a blocked prompt: the refusal (rewrite) or nothing (abort). */
+export function blockedResult(check: PromptCheck, refusal: string, release: ResolvedResponsePolicy['release']): LanguageModelV4GenerateResult {
+  const content: LanguageModelV4Content[] = check.action === 'rewrite' && refusal ? [{ type: 'text', text: refusal }] : [];
+  return {
+    content,
+    finishReason: CONTENT_FILTER,
+    usage: EMPTY_USAGE,
+    providerMetadata: { qwen3guard: guardMetadata({ check, moderation: null, release, leakedChars: 0 }) },
+    warnings: [],
+  };
+}
+
+/**
+ * `generateText`: the same policy on the complete result, through the same moderation as a stream (text in,
+ * then what is decided out). A stop keeps the text before the flagged span, then the replacement (rewrite);
+ * later parts (tool calls) are dropped.
+ */
+export async function moderateGenerated(context: GenerateModerationContext, check: PromptCheck, result: LanguageModelV4GenerateResult): Promise<LanguageModelV4GenerateResult> {
+  const { policy } = context;
+  let failure: unknown;
+  if (!check.session) {
+    return { ...result, providerMetadata: { ...result.providerMetadata, qwen3guard: guardMetadata({ check, moderation: null, release: policy.release, leakedChars: 0 }) } };
+  }
+  const moderation = new ResponseModeration(check.session, policy, {
+    onChange: () => undefined,
+    onFlag: (event) =>
+      safeCall(context.onResponseFlag, {
+        riskLevel: event.riskLevel,
+        category: event.category,
+        action: event.action,
+        part: event.part,
+        tokenIndex: event.tokenIndex,
+        charOffset: moderation.tracker.tokens[event.runStart].verdict.start ?? null,
+        leakedChars: 0,
+        latencyMs: performance.now() - context.startedAt,
+      }),
+    onError: (error) => {
+      failure = error;
+      safeCall(context.onError, error, { phase: 'response', fail: context.fail });
+    },
+  });
+  try {
+    // Reasoning first (the thinking position), then the answer, as the template orders them.
+    const ranges = new Map<LanguageModelV4Content, TextRange>();
+    const ordered = [...result.content.filter((c) => c.type === 'reasoning'), ...result.content.filter((c) => c.type !== 'reasoning')];
+    for (const part of ordered) {
+      if (part.type === 'reasoning' && policy.reasoning) ranges.set(part, moderation.append('reasoning', part.text));
+      else if (part.type === 'text') ranges.set(part, moderation.append('answer', part.text));
+      else if (part.type === 'tool-call' && policy.toolInput) {
+        const at = moderation.append('answer', '\n').end;
+        ranges.set(part, { part: 'answer', start: at, end: moderation.append('answer', part.input).end });
+      }
+    }
+    await moderation.finish();
+
+    const stop = moderation.stopped;
+    const failedClosed = failure !== undefined && context.fail === 'closed';
+    if (failure !== undefined && context.fail === 'open') return withMetadata(result, result.content, result.finishReason);
+    const content: LanguageModelV4Content[] = [];
+    let cut = false;
+    for (const part of result.content) {
+      const range = ranges.get(part);
+      if (cut) break;
+      if (failedClosed && range) {
+        cut = true;
+        break;
+      }
+      if (!range) {
+        content.push(part);
+        continue;
+      }
+      const source = part.type === 'tool-call' ? part.input : (part as { text: string }).text;
+      const { text, upTo } = moderation.render(range.part, range.start, range.start, source);
+      if (part.type === 'tool-call') {
+        const whole = upTo >= range.end && moderation.segments(range.part, range.start, range.end).every((s) => s.status === 'pass');
+        if (whole) content.push(part);
+        else cut = true;
+        continue;
+      }
+      if (text) content.push({ ...part, text } as LanguageModelV4Content);
+      if (upTo < range.end) cut = true;
+    }
+    const stopAction = stop?.action ?? (failedClosed ? (STOP_ACTIONS.includes(policy.actions.Unsafe) ? policy.actions.Unsafe : 'abort') : null);
+    if (stopAction === 'rewrite') {
+      const replacement = policy.replacement(stop ? moderation.span(stop) : moderation.failureSpan());
+      if (replacement) content.push({ type: 'text', text: replacement });
+    }
+    return withMetadata(result, content, stopAction ? CONTENT_FILTER : result.finishReason);
+  } finally {
+    await check.session.dispose().catch(() => undefined);
+  }
+
+  function withMetadata(base: LanguageModelV4GenerateResult, content: LanguageModelV4Content[], finishReason: LanguageModelV4GenerateResult['finishReason']): LanguageModelV4GenerateResult {
+    const summary = summarize(moderation);
+    safeCall(context.onResponseVerdict, {
+      decision: summary.decision,
+      action: summary.action,
+      scoredTokens: moderation.tracker.tokens.length,
+      latencyMs: performance.now() - context.startedAt,
+    });
+    const qwen3guard = guardMetadata({ check, moderation, release: policy.release, leakedChars: 0, error: failure });
+    return { ...base, content, finishReason, providerMetadata: { ...base.providerMetadata, qwen3guard } };
+  }
+}

@@ -1,0 +1,83 @@
+import type { JSONObject, JSONValue } from '@ai-sdk/provider';
+import { decideResponse, type ResponseDecision } from '../engine/decision.js';
+import type { Action } from '../policy/schema.js';
+import type { PromptCheck } from './prompt-check.js';
+import type { ResponseModeration } from './response-moderation.js';
+
+export interface ResponseSummary {
+  decision: ResponseDecision;
+  /** The strongest action taken on the response. */
+  action: Action | 'none';
+}
+
+const ORDER: Array<Action | 'none'> = ['none', 'allow', 'flag', 'redact', 'rewrite', 'abort'];
+
+/** The official decision over all scored tokens, and the strongest action the flags led to. */
+export function summarize(moderation: ResponseModeration | null): ResponseSummary {
+  if (!moderation) return { decision: { riskLevel: 'Safe', tokenIndex: null, category: null }, action: 'none' };
+  const decision = decideResponse(moderation.tracker.tokens.map((t) => t.verdict));
+  const action = moderation.tracker.events.reduce<Action | 'none'>((a, e) => (ORDER.indexOf(e.action) > ORDER.indexOf(a) ? e.action : a), 'none');
+  return { decision, action };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+const round = (x: number) => Math.round(x * 10) / 10;
+
+export interface MetadataInput {
+  check: PromptCheck | null;
+  moderation: ResponseModeration | null;
+  release: 'hold' | 'optimistic';
+  leakedChars: number;
+  error?: unknown;
+}
+
+/** `providerMetadata.qwen3guard` of the finish part: what the guard decided and did, JSON only. */
+export function guardMetadata({ check, moderation, release, leakedChars, error }: MetadataInput): JSONObject {
+  const { decision, action } = summarize(moderation);
+  const verdict = check?.verdict;
+  const tokens = moderation?.tracker.tokens ?? [];
+  const flagged = decision.tokenIndex === null ? null : tokens[decision.tokenIndex].verdict;
+  const lags = moderation?.lags ?? [];
+  const promptStopped = check !== null && (check.action === 'rewrite' || check.action === 'abort');
+  const failure = error ?? check?.error;
+  const metadata: Record<string, JSONValue> = {
+    prompt: verdict
+      ? {
+          riskLevel: verdict.riskLevel,
+          category: verdict.category,
+          probabilities: { ...verdict.probabilities },
+          action: check.action,
+          cached: check.cached,
+          latencyMs: round(check.latencyMs),
+        }
+      : null,
+    response: moderation
+      ? {
+          riskLevel: decision.riskLevel,
+          category: decision.category,
+          tokenIndex: decision.tokenIndex,
+          charOffset: flagged?.start ?? null,
+          part: flagged?.part ?? null,
+        }
+      : null,
+    action: promptStopped ? check.action : action,
+    flags: (moderation?.tracker.events ?? []).map((e) => ({
+      tokenIndex: e.tokenIndex,
+      charOffset: tokens[e.runStart].verdict.start ?? null,
+      part: e.part,
+      riskLevel: e.riskLevel,
+      category: e.category,
+      action: e.action,
+    })),
+    tokens: { scored: tokens.length, heldMax: moderation?.heldTokensMax ?? 0 },
+    guardLagMs: lags.length ? { p50: round(percentile(lags, 0.5)), p95: round(percentile(lags, 0.95)), max: round(Math.max(...lags)) } : null,
+    release,
+    leakedChars,
+  };
+  if (failure !== undefined) metadata.error = failure instanceof Error ? failure.message : String(failure);
+  return metadata;
+}

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { Qwen3Guard } from '../engine/guard.js';
+import { guardOptionsSchema } from '../engine/options.js';
+import type { ResponseDecision } from '../engine/decision.js';
+import type { PromptVerdict, ResponsePart, RiskLevel } from '../engine/types.js';
+import { promptPolicySchema, responsePolicySchema, type Action } from '../policy/schema.js';
+
+export interface PromptVerdictInfo {
+  verdict: PromptVerdict;
+  action: Action;
+  /** The verdict came from the per-conversation cache (a later step of a tool loop, a retry). */
+  cached: boolean;
+  /** Time from the request to the verdict. */
+  latencyMs: number;
+}
+
+export interface ResponseFlagInfo {
+  riskLevel: RiskLevel;
+  category: string | null;
+  action: Action;
+  part: ResponsePart;
+  /** Index among the scored response tokens, and character offset in the part's text. */
+  tokenIndex: number;
+  charOffset: number | null;
+  /** Characters of the flagged span already sent downstream (0 in hold mode). */
+  leakedChars: number;
+  /** Time from the request to the flag. */
+  latencyMs: number;
+}
+
+export interface ResponseVerdictInfo {
+  /** The official decision over all scored tokens (Controversial reported as such). */
+  decision: ResponseDecision;
+  /** The strongest action taken on the response. */
+  action: Action | 'none';
+  scoredTokens: number;
+  latencyMs: number;
+}
+
+export interface GuardErrorInfo {
+  phase: 'load' | 'prompt' | 'response';
+  fail: 'closed' | 'open';
+}
+
+const callback = <T extends (...args: never[]) => unknown>(name: string) =>
+  z.custom<T>((v) => typeof v === 'function', { message: `${name} must be a function` }).optional();
+
+const guardInstance = z.custom<Qwen3Guard | Promise<Qwen3Guard>>((v) => v instanceof Qwen3Guard || v instanceof Promise, {
+  message: 'expected a Qwen3Guard (from Qwen3Guard.load) or a promise of one',
+});
+
+export const middlewareOptionsSchema = z
+  .object({
+    /** A loaded guard, shared by every wrapped model and request. */
+    guard: guardInstance.optional(),
+    /** Or a GGUF path, loaded once on first use. */
+    modelPath: z.string().min(1).optional(),
+    /** Load options when `modelPath` is given. */
+    guardOptions: guardOptionsSchema.omit({ modelPath: true }).partial().optional(),
+    prompt: promptPolicySchema.optional(),
+    response: responsePolicySchema.optional(),
+    /** closed: a guard failure stops the answer as an Unsafe one would; open: the answer goes on unmoderated. */
+    fail: z.enum(['closed', 'open']).default('closed'),
+    /** Prompt verdicts kept per conversation (tool-loop steps and retries do not re-check). */
+    promptCacheSize: z.number().int().min(0).max(100_000).default(256),
+    onPromptVerdict: callback<(info: PromptVerdictInfo) => void>('onPromptVerdict'),
+    onResponseFlag: callback<(info: ResponseFlagInfo) => void>('onResponseFlag'),
+    onResponseVerdict: callback<(info: ResponseVerdictInfo) => void>('onResponseVerdict'),
+    onError: callback<(error: unknown, info: GuardErrorInfo) => void>('onError'),
+  })
+  .strict()
+  .refine((o) => (o.guard === undefined) !== (o.modelPath === undefined), {
+    message: 'give either guard (a loaded Qwen3Guard) or modelPath (a GGUF loaded on first use), exactly one',
+    path: ['guard'],
+  })
+  .refine((o) => o.guardOptions === undefined || o.modelPath !== undefined, {
+    message: 'guardOptions apply only with modelPath (a guard passed in is already loaded)',
+    path: ['guardOptions'],
+  });
+
+export type Qwen3GuardMiddlewareOptions = z.input<typeof middlewareOptionsSchema>;
+export type ResolvedMiddlewareOptions = z.output<typeof middlewareOptionsSchema>;

@@ -1,0 +1,117 @@
+import type { LanguageModelV4, LanguageModelV4CallOptions, LanguageModelV4Middleware } from '@ai-sdk/provider';
+import { Qwen3Guard } from '../engine/guard.js';
+import type { PromptVerdict } from '../engine/types.js';
+import { resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
+import { requestOverrideSchema } from '../policy/schema.js';
+import { parseOptions } from '../shared/validation.js';
+import { blockedResult, moderateGenerated } from './guard-generate.js';
+import { GuardedStream } from './guarded-stream.js';
+import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions, type ResolvedMiddlewareOptions } from './options.js';
+import { blocksRequest, checkPrompt, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
+import { toGuardMessages } from './prompt-messages.js';
+import { LruCache } from './verdict-cache.js';
+
+/** The guard, loaded once: given, or from `modelPath` on first use (a failed load is retried by the next request). */
+function guardLoader(options: ResolvedMiddlewareOptions): () => Promise<Qwen3Guard> {
+  if (options.guard) {
+    const guard = Promise.resolve(options.guard);
+    return () => guard;
+  }
+  let loading: Promise<Qwen3Guard> | null = null;
+  return () => {
+    loading ??= Qwen3Guard.load({ ...options.guardOptions, modelPath: options.modelPath! }).catch((error: unknown) => {
+      loading = null;
+      throw error;
+    });
+    return loading;
+  };
+}
+
+/**
+ * Runs Qwen3Guard-Stream alongside any language model: the prompt is checked (in parallel with the upstream
+ * call unless `prompt.waitForVerdict`), the response is classified token by token as it streams, and the
+ * policy lets it through, holds it, redacts, rewrites or aborts it. Works with `wrapLanguageModel` for both
+ * `streamText` and `generateText`; per-request overrides come through `providerOptions.qwen3guard`.
+ */
+export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions): LanguageModelV4Middleware {
+  const resolved = parseOptions(middlewareOptionsSchema, options, 'qwen3GuardMiddleware');
+  // Validate the policies now, not deep in a stream: a replacement function and the like are checked here.
+  resolvePromptPolicy(resolved.prompt);
+  resolveResponsePolicy(resolved.response);
+  const guard = guardLoader(resolved);
+  const cache = new LruCache<PromptVerdict>(resolved.promptCacheSize);
+
+  /** Everything one request needs: the merged policy and a prompt check already running. */
+  function setup(params: LanguageModelV4CallOptions) {
+    const override = parseOptions(requestOverrideSchema, params.providerOptions?.qwen3guard ?? {}, 'providerOptions.qwen3guard');
+    if (override.enabled === false) return null;
+    const promptPolicy = resolvePromptPolicy(resolved.prompt, override.prompt);
+    const responsePolicy = resolveResponsePolicy(resolved.response, override.response);
+    const fail = override.fail ?? resolved.fail;
+    const startedAt = performance.now();
+    const abort = new AbortController();
+    const signal = params.abortSignal ? AbortSignal.any([params.abortSignal, abort.signal]) : abort.signal;
+    const context: PromptCheckContext = { guard, policy: promptPolicy, fail, cache, onPromptVerdict: resolved.onPromptVerdict, onError: resolved.onError };
+    const check = checkPrompt(context, toGuardMessages(params.prompt, promptPolicy.includeSystem), signal, startedAt);
+    const refusal = (c: PromptCheck) => promptPolicy.refusal(c.verdict);
+    const callbacks = { onResponseFlag: resolved.onResponseFlag, onResponseVerdict: resolved.onResponseVerdict, onError: resolved.onError };
+    return { promptPolicy, responsePolicy, fail, startedAt, abort, signal, check, refusal, callbacks };
+  }
+
+  /** Calls the upstream with our abort signal; with a blocked prompt, it is never called or is cancelled. */
+  async function upstream<T>(request: NonNullable<ReturnType<typeof setup>>, call: () => PromiseLike<T>): Promise<{ result: T } | { blocked: PromptCheck }> {
+    if (request.promptPolicy.waitForVerdict) {
+      const check = await request.check;
+      if (blocksRequest(check)) return { blocked: check };
+    } else {
+      void request.check.then((check) => blocksRequest(check) && request.abort.abort(new Error('qwen3guard: prompt blocked')));
+    }
+    try {
+      return { result: await call() };
+    } catch (error) {
+      const check = await request.check;
+      if (blocksRequest(check)) return { blocked: check };
+      await check.session?.dispose().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  return {
+    specificationVersion: 'v4',
+
+    async wrapStream({ doStream, params, model }) {
+      const request = setup(params);
+      if (!request) return doStream();
+      const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: request.signal }));
+      if ('blocked' in outcome) {
+        const refused = new GuardedStream(
+          { policy: request.responsePolicy, fail: request.fail, refusal: request.refusal, startedAt: request.startedAt, ...request.callbacks },
+          new ReadableStream({ start: (c) => c.close() }),
+          Promise.resolve(outcome.blocked),
+          () => undefined,
+        );
+        return { stream: refused.stream };
+      }
+      const guarded = new GuardedStream(
+        { policy: request.responsePolicy, fail: request.fail, refusal: request.refusal, startedAt: request.startedAt, ...request.callbacks },
+        outcome.result.stream,
+        request.check,
+        (reason) => request.abort.abort(reason),
+      );
+      return { ...outcome.result, stream: guarded.stream };
+    },
+
+    async wrapGenerate({ doGenerate, params, model }) {
+      const request = setup(params);
+      if (!request) return doGenerate();
+      const outcome = await upstream(request, () => (model as LanguageModelV4).doGenerate({ ...params, abortSignal: request.signal }));
+      const check = 'blocked' in outcome ? outcome.blocked : await request.check;
+      if ('blocked' in outcome || blocksRequest(check)) {
+        await check.session?.dispose().catch(() => undefined);
+        return blockedResult(check, check.action === 'rewrite' ? request.refusal(check) : '', request.responsePolicy.release);
+      }
+      return moderateGenerated({ policy: request.responsePolicy, fail: request.fail, startedAt: request.startedAt, ...request.callbacks }, check, outcome.result);
+    },
+  };
+}
+

@@ -1,0 +1,245 @@
+import { TextAligner } from '../align/text-aligner.js';
+import type { GuardSession } from '../engine/session.js';
+import type { ResponsePart, TokenVerdict } from '../engine/types.js';
+import { RESPONSE_TEMPLATE } from '../engine/template.js';
+import { actionFor, type FlaggedSpan, type ResolvedResponsePolicy } from '../policy/resolve.js';
+import { RunTracker, type FlagEvent, type TokenStatus, type TrackedToken } from '../policy/run-tracker.js';
+
+/** A stretch of a part's text with one fate. */
+export interface TextSegment {
+  start: number;
+  end: number;
+  /** pass: release as is; masked: release `mask` instead (set on the span's first segment only). */
+  status: Exclude<TokenStatus, 'held' | 'stopped'>;
+  mask?: string;
+}
+
+interface Chunk {
+  part: ResponsePart;
+  text: string;
+  final: boolean;
+  at: number;
+}
+
+export interface ModerationHooks {
+  /** Something became releasable, or the response was stopped. */
+  onChange(): void;
+  onFlag?(event: FlagEvent, span: FlaggedSpan): void;
+  onError(error: unknown): void;
+}
+
+const now = () => performance.now();
+
+/**
+ * Moderates the text of one response through a guard session, independent of how it is delivered: text
+ * arrives per part (reasoning, answer), the aligner passes final text to the guard in the background (one
+ * call in flight, later text batched into the next call), and the run tracker decides each token's fate.
+ * Callers ask which part of the text is decided (`segments`) and release it.
+ */
+export class ResponseModeration {
+  readonly text: Record<ResponsePart, string> = { reasoning: '', answer: '' };
+  readonly tracker: RunTracker;
+  /** Guard lag of each evaluation: from the arrival of the text that completed a chunk to its verdicts (ms). */
+  readonly lags: number[] = [];
+  heldTokensMax = 0;
+  private readonly aligners: Record<ResponsePart, TextAligner> = {
+    reasoning: new TextAligner(RESPONSE_TEMPLATE.reasoningPrefix),
+    answer: new TextAligner(RESPONSE_TEMPLATE.answerPrefix),
+  };
+  private readonly partTokens: Record<ResponsePart, TrackedToken[]> = { reasoning: [], answer: [] };
+  private readonly queue: Chunk[] = [];
+  private pumping: Promise<void> | null = null;
+  private answerStarted = false;
+  private reasoningClosed = false;
+  private finished = false;
+  private failure: { error: unknown } | null = null;
+
+  constructor(
+    private readonly session: GuardSession,
+    private readonly policy: ResolvedResponsePolicy,
+    private readonly hooks: ModerationHooks,
+  ) {
+    this.tracker = new RunTracker(policy.debounce, (risk, category) => actionFor(policy, risk, category));
+  }
+
+  get stopped(): FlagEvent | null {
+    return this.tracker.stopped;
+  }
+
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  /** Whether all text is decided: the response finished and its last verdicts are in. */
+  get complete(): boolean {
+    return this.finished;
+  }
+
+  /**
+   * Adds streamed text. Reasoning goes in the thinking position until the answer starts; reasoning that comes
+   * after is moderated as answer text. Returns where the text sits in its guard part.
+   */
+  append(kind: ResponsePart, delta: string): { part: ResponsePart; start: number; end: number } {
+    const part: ResponsePart = kind === 'reasoning' && !this.answerStarted ? 'reasoning' : 'answer';
+    if (part === 'answer' && !this.answerStarted) {
+      this.answerStarted = true;
+      this.closeReasoning();
+    }
+    const start = this.text[part].length;
+    this.text[part] += delta;
+    this.commit(part, this.aligners[part].push(delta), false);
+    return { part, start, end: start + delta.length };
+  }
+
+  /** Ends the response: flushes the held tails, scores the closing token, resolves open runs. */
+  async finish(): Promise<void> {
+    this.closeReasoning();
+    this.commit('answer', this.aligners.answer.flush(), false);
+    await this.drain();
+    if (!this.failure && !this.stopped) {
+      try {
+        this.record(await this.session.end(), now());
+      } catch (error) {
+        this.fail(error);
+      }
+    }
+    this.tracker.end();
+    this.finished = true;
+    this.hooks.onChange();
+  }
+
+  /** Waits until every committed chunk has its verdicts. */
+  async drain(): Promise<void> {
+    while (this.pumping) await this.pumping;
+  }
+
+  /**
+   * The decided stretches of `part` in [from, to): released text is contiguous from the start, so this stops
+   * at the first held or stopped token, or at text the guard has not labelled yet.
+   */
+  segments(part: ResponsePart, from: number, to: number): TextSegment[] {
+    const out: TextSegment[] = [];
+    let at = from;
+    const tokens = this.partTokens[part];
+    for (const token of tokens) {
+      const { start = 0, end = 0 } = token.verdict;
+      if (end <= at) continue;
+      if (at >= to) break;
+      if (token.status === 'held' || token.status === 'stopped') return out;
+      // Text between tokens (newlines the template strips) goes with the token after it.
+      const segEnd = Math.min(end, to);
+      if (token.status === 'masked') {
+        const mask = start >= at && this.isSpanStart(token) ? this.maskFor(token) : undefined;
+        out.push({ start: at, end: segEnd, status: 'masked', ...(mask !== undefined ? { mask } : {}) });
+      } else out.push({ start: at, end: segEnd, status: 'pass' });
+      at = segEnd;
+    }
+    // Text after the last token: decided only once the response finished unstopped (stripped newlines).
+    if (at < to && this.finished && !this.stopped && !this.failure) out.push({ start: at, end: to, status: 'pass' });
+    return out;
+  }
+
+  /**
+   * The decided text of `source`, which is the part's text [start, start + source.length), from offset `from`:
+   * passed characters as they are, a redacted span as its mask. `upTo` is how far it is decided.
+   */
+  render(part: ResponsePart, start: number, from: number, source: string): { text: string; upTo: number } {
+    let text = '';
+    let upTo = from;
+    for (const segment of this.segments(part, from, start + source.length)) {
+      text += segment.status === 'pass' ? source.slice(segment.start - start, segment.end - start) : (segment.mask ?? '');
+      upTo = segment.end;
+    }
+    return { text, upTo };
+  }
+
+  /** Offset in `part` where a stop cut the text (nothing from there on is released), or null. */
+  stopOffset(part: ResponsePart): number | null {
+    const stop = this.stopped;
+    if (!stop) return null;
+    const first = this.tracker.tokens[stop.runStart].verdict;
+    if (part === first.part) return first.start ?? this.text[part].length;
+    return part === 'answer' && first.part === 'reasoning' ? 0 : null;
+  }
+
+  /** Span description of a flag event, for callbacks and replacement texts. */
+  span(event: FlagEvent): FlaggedSpan {
+    const first = this.tracker.tokens[event.runStart].verdict;
+    const last = this.tracker.tokens[event.tokenIndex].verdict;
+    const charOffset = first.start ?? this.text[event.part].length;
+    const text = first.part === last.part ? this.text[first.part].slice(charOffset, last.end ?? charOffset) : this.text[first.part].slice(charOffset);
+    return { riskLevel: event.riskLevel, category: event.category, part: event.part, tokenIndex: event.tokenIndex, charOffset, text };
+  }
+
+  /** The span used for a stop without a flag (the guard failed and the request fails closed). */
+  failureSpan(): FlaggedSpan {
+    return { riskLevel: 'Unsafe', category: null, part: 'answer', tokenIndex: -1, charOffset: this.text.answer.length, text: '' };
+  }
+
+  private isSpanStart(token: TrackedToken): boolean {
+    const event = this.eventOf(token);
+    return event !== undefined && this.tracker.tokens[event.runStart] === token;
+  }
+
+  private eventOf(token: TrackedToken): FlagEvent | undefined {
+    const index = token.verdict.index;
+    return this.tracker.events.findLast((e) => e.runStart <= index);
+  }
+
+  private maskFor(token: TrackedToken): string {
+    const event = this.eventOf(token)!;
+    return this.policy.mask(this.span(event));
+  }
+
+  private closeReasoning(): void {
+    if (this.reasoningClosed) return;
+    this.reasoningClosed = true;
+    if (this.text.reasoning) this.commit('reasoning', this.aligners.reasoning.flush(), true);
+  }
+
+  private commit(part: ResponsePart, text: string, final: boolean): void {
+    if (!text && !final) return;
+    this.queue.push({ part, text, final, at: now() });
+    this.pumping ??= this.pump().finally(() => {
+      this.pumping = null;
+    });
+  }
+
+  /** One guard call at a time; chunks queued meanwhile go together in the next call (one decode). */
+  private async pump(): Promise<void> {
+    while (this.queue.length > 0 && !this.failure && !this.stopped) {
+      const first = this.queue[0];
+      let count = 0;
+      let text = '';
+      let final = false;
+      while (count < this.queue.length && this.queue[count].part === first.part && !final) {
+        text += this.queue[count].text;
+        final = this.queue[count].final;
+        count++;
+      }
+      this.queue.splice(0, count);
+      try {
+        this.record(await this.session.appendText(first.part, text, { final }), first.at);
+      } catch (error) {
+        this.fail(error);
+      }
+    }
+  }
+
+  private record(verdicts: TokenVerdict[], since: number): void {
+    if (verdicts.length === 0) return;
+    this.lags.push(now() - since);
+    const start = this.tracker.tokens.length;
+    const events = this.tracker.push(verdicts);
+    for (const token of this.tracker.tokens.slice(start)) this.partTokens[token.verdict.part].push(token);
+    this.heldTokensMax = Math.max(this.heldTokensMax, this.tracker.heldCount);
+    for (const event of events) this.hooks.onFlag?.(event, this.span(event));
+    this.hooks.onChange();
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure) return;
+    this.failure = { error };
+    this.hooks.onError(error);
+  }
+}

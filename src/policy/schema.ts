@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/**
+ * What happens when the guard flags text.
+ * - allow: nothing (the label is ignored);
+ * - flag: pass the text through and report it;
+ * - redact: replace the flagged span with a mask and go on (responses only; meant for PII);
+ * - rewrite: drop the flagged text and everything after it, emit a replacement text, stop the upstream;
+ * - abort: drop the flagged text and everything after it, stop the upstream, end the stream.
+ */
+export const ACTIONS = ['allow', 'flag', 'redact', 'rewrite', 'abort'] as const;
+export type Action = (typeof ACTIONS)[number];
+export const STOP_ACTIONS: readonly Action[] = ['rewrite', 'abort'];
+
+const action = z.enum(ACTIONS);
+const promptAction = z.enum(ACTIONS).refine((a) => a !== 'redact', {
+  message: '"redact" applies to responses only: use allow, flag, rewrite or abort for the prompt',
+});
+
+/** Text produced from a verdict: a fixed string or a function of the verdict. */
+const textOrFunction = z.union([
+  z.string(),
+  z.custom<(...args: never[]) => string>((v) => typeof v === 'function', { message: 'expected a string or a function returning a string' }),
+]);
+
+const riskActions = (a: typeof action | typeof promptAction) =>
+  z.object({ Unsafe: a.optional(), Controversial: a.optional() }).strict();
+
+const commonPolicy = {
+  /** strict: Controversial gets the Unsafe action; loose: Controversial is allowed. Risk and category actions override. */
+  mode: z.enum(['strict', 'loose']).optional(),
+};
+
+export const promptPolicySchema = z
+  .object({
+    ...commonPolicy,
+    actions: riskActions(promptAction).optional(),
+    /** Per-category actions, by the checkpoint's category names (e.g. "Jailbreak", "PII"). */
+    categories: z.record(z.string(), promptAction).optional(),
+    /** Wait for the prompt verdict before calling the model (saves upstream cost on blocked prompts, adds latency). */
+    waitForVerdict: z.boolean().optional(),
+    /** Refusal emitted when the prompt is rewritten. */
+    refusal: textOrFunction.optional(),
+    /** Send the system message to the guard as context (default: no; it is the app's own text). */
+    includeSystem: z.boolean().optional(),
+  })
+  .strict();
+
+export const responsePolicySchema = z
+  .object({
+    ...commonPolicy,
+    actions: riskActions(action).optional(),
+    categories: z.record(z.string(), action).optional(),
+    /** Consecutive tokens with the same non-Safe label that flag the response (the official rule uses 2). */
+    debounce: z.number().int().min(1).max(16).optional(),
+    /** hold: release a character only once it is confirmed (zero leak). optimistic: release at once, report leaks. */
+    release: z.enum(['hold', 'optimistic']).optional(),
+    /** Replacement emitted when the response is rewritten. */
+    replacement: textOrFunction.optional(),
+    /** Text that replaces a redacted span. */
+    mask: textOrFunction.optional(),
+    /** Moderate reasoning (in the thinking position). Default true. */
+    reasoning: z.boolean().optional(),
+    /** Moderate tool-call inputs (held until the whole call is confirmed). Default false. */
+    toolInput: z.boolean().optional(),
+  })
+  .strict();
+
+/** Options a single request may override through `providerOptions.qwen3guard`. */
+export const requestOverrideSchema = z
+  .object({
+    /** false skips moderation for this request. */
+    enabled: z.boolean().optional(),
+    prompt: promptPolicySchema.optional(),
+    response: responsePolicySchema.optional(),
+    fail: z.enum(['closed', 'open']).optional(),
+  })
+  .strict();
+
+export type PromptPolicyInput = z.input<typeof promptPolicySchema>;
+export type ResponsePolicyInput = z.input<typeof responsePolicySchema>;
+export type RequestOverride = z.input<typeof requestOverrideSchema>;
