@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 600_000,
     globalSetup: ['test/global-setup.ts'],
+    // The JSON report is what CI reads for its "N passed, N failed" line (.ci/summary.mjs).
+    reporters: ['default', 'json'],
+    outputFile: { json: '.cache/vitest-report.json' },
   },
 });
