@@ -207,8 +207,9 @@ export class GuardedStream {
   }
 
   private stopForPrompt(check: PromptCheck): void {
-    this.abortUpstream(new Error('qwen3guard: prompt blocked'));
-    void this.reader.cancel().catch(() => undefined);
+    const reason = new Error('qwen3guard: prompt blocked');
+    this.abortUpstream(reason);
+    void this.reader.cancel(reason).catch(() => undefined);
     // Stream metadata that came early is kept; content is not.
     for (const part of this.early) if (part.type === 'stream-start' || part.type === 'response-metadata') this.controller.enqueue(part);
     this.state = 'streaming';
@@ -218,8 +219,9 @@ export class GuardedStream {
 
   private stopResponse(action: Action, span: ReturnType<ResponseModeration['span']> | null): void {
     if (this.state === 'closed' || this.state === 'waiting') return;
-    this.abortUpstream(new Error(`qwen3guard: response stopped (${action})`));
-    void this.reader.cancel().catch(() => undefined);
+    const reason = new Error(`qwen3guard: response stopped (${action})`);
+    this.abortUpstream(reason);
+    void this.reader.cancel(reason).catch(() => undefined);
     this.queue.release();
     const openText = this.queue.openTextBlock();
     if (action === 'rewrite') {

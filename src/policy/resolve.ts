@@ -1,18 +1,8 @@
 import type { PromptVerdict, RiskLevel } from '../engine/types.js';
-import type { Action, PromptPolicyInput, ResponsePolicyInput } from './schema.js';
+import type { Action, FlaggedSpan, PromptPolicyInput, ResponsePolicyInput } from './schema.js';
 
-/** What a flagged response span is, for replacement and mask functions. */
-export interface FlaggedSpan {
-  riskLevel: RiskLevel;
-  category: string | null;
-  part: 'reasoning' | 'answer';
-  /** Index of the token at which the span was flagged (-1 when the guard failed). */
-  tokenIndex: number;
-  /** Where the span starts in its part's text: what precedes it was released. */
-  charOffset: number;
-  /** The span's text when it was flagged (later tokens of a redacted span are masked with it). */
-  text: string;
-}
+export type { FlaggedSpan };
+
 
 interface RiskPolicy {
   mode: 'strict' | 'loose';

@@ -1,3 +1,4 @@
+import type { PromptVerdict, RiskLevel } from '../engine/types.js';
 import { z } from 'zod';
 
 /**
@@ -17,11 +18,22 @@ const promptAction = z.enum(ACTIONS).refine((a) => a !== 'redact', {
   message: '"redact" applies to responses only: use allow, flag, rewrite or abort for the prompt',
 });
 
+/** What a flagged response span is, for replacement and mask functions. */
+export interface FlaggedSpan {
+  riskLevel: RiskLevel;
+  category: string | null;
+  part: 'reasoning' | 'answer';
+  /** Index of the token at which the span was flagged (-1 when the guard failed). */
+  tokenIndex: number;
+  /** Where the span starts in its part's text: what precedes it was released. */
+  charOffset: number;
+  /** The span's text when it was flagged (later tokens of a redacted span are masked with it). */
+  text: string;
+}
+
 /** Text produced from a verdict: a fixed string or a function of the verdict. */
-const textOrFunction = z.union([
-  z.string(),
-  z.custom<(...args: never[]) => string>((v) => typeof v === 'function', { message: 'expected a string or a function returning a string' }),
-]);
+const textOrFunction = <A>() =>
+  z.union([z.string(), z.custom<(arg: A) => string>((v) => typeof v === 'function', { message: 'expected a string or a function returning a string' })]);
 
 const riskActions = (a: typeof action | typeof promptAction) =>
   z.object({ Unsafe: a.optional(), Controversial: a.optional() }).strict();
@@ -40,7 +52,7 @@ export const promptPolicySchema = z
     /** Wait for the prompt verdict before calling the model (saves upstream cost on blocked prompts, adds latency). */
     waitForVerdict: z.boolean().optional(),
     /** Refusal emitted when the prompt is rewritten. */
-    refusal: textOrFunction.optional(),
+    refusal: textOrFunction<PromptVerdict | null>().optional(),
     /** Send the system message to the guard as context (default: no; it is the app's own text). */
     includeSystem: z.boolean().optional(),
   })
@@ -56,9 +68,9 @@ export const responsePolicySchema = z
     /** hold: release a character only once it is confirmed (zero leak). optimistic: release at once, report leaks. */
     release: z.enum(['hold', 'optimistic']).optional(),
     /** Replacement emitted when the response is rewritten. */
-    replacement: textOrFunction.optional(),
+    replacement: textOrFunction<FlaggedSpan>().optional(),
     /** Text that replaces a redacted span. */
-    mask: textOrFunction.optional(),
+    mask: textOrFunction<FlaggedSpan>().optional(),
     /** Moderate reasoning (in the thinking position). Default true. */
     reasoning: z.boolean().optional(),
     /** Moderate tool-call inputs (held until the whole call is confirmed). Default false. */
