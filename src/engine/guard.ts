@@ -81,15 +81,17 @@ export class Qwen3Guard {
     const model = await llama.loadModel({ modelPath: resolved.modelPath });
     try {
       const layout = readGuardLayout(model.fileInfo.metadata, resolved.modelPath);
-      const kv = resolved.kvCacheType === 'f32' ? 'F32' : 'F16';
+      const keys = resolved.kvCacheType === 'f32' ? 'F32' : resolved.kvCacheType === 'q8_0' ? 'Q8_0' : 'F16';
+      // Quantized values need flash attention in llama.cpp: q8_0 applies to keys only.
+      const values = resolved.kvCacheType === 'f32' ? 'F32' : 'F16';
       const context = await model.createContext({
         contextSize: resolved.contextSize,
         sequences: resolved.maxSessions,
         threads,
         batchSize: resolved.batchSize,
-        experimentalKvCacheKeyType: kv,
-        experimentalKvCacheValueType: kv,
-        flashAttention: resolved.flashAttention ?? (resolved.kvCacheType === 'f32' ? false : 'auto'),
+        experimentalKvCacheKeyType: keys,
+        experimentalKvCacheValueType: values,
+        flashAttention: resolved.flashAttention ?? (llama.gpu === false || resolved.kvCacheType === 'f32' ? false : 'auto'),
       });
       return new Qwen3Guard(resolved, model, context, layout, threads);
     } catch (error) {

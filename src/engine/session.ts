@@ -26,11 +26,12 @@ interface Readout {
 
 /**
  * Every guard row pair has a member far above the vocabulary's logits, so the top-k must hold all pairs
- * (`guardRows`); the filter then keeps the blocks wanted. A few spare slots: a pair is missed only if its
- * value is below that many vocabulary logits.
+ * (`guardRows`); the filter then keeps the blocks wanted. Spare slots make a miss rarer still: a pair is
+ * missed only if its value is below the 64th largest vocabulary logit (it then reads 0; `inexactTokens`).
  */
+const SPARE_SLOTS = 64;
 function readout(blocks: RowBlock[], guardRows: number): Readout {
-  return { blocks, filter: blocks.flatMap(pairIds), topK: guardRows + 8 };
+  return { blocks, filter: blocks.flatMap(pairIds), topK: guardRows + SPARE_SLOTS };
 }
 
 /** Per-part text state: the template's prefix goes in front of the part's first text. */
@@ -87,7 +88,8 @@ export class GuardSession {
 
   /**
    * Evaluates the conversation (earlier turns and the last user turn, NFC-normalized) and returns the prompt
-   * verdict read at the `<|im_end|>` that closes the last user turn.
+   * verdict read at the `<|im_end|>` that closes the last user turn. The response's opening
+   * (`<|im_start|>assistant\n<think>`) goes in the same decode, so the first response text decodes less.
    */
   checkPrompt(messages: readonly GuardMessage[]): Promise<PromptVerdict> {
     return this.serial(async () => {
@@ -95,7 +97,7 @@ export class GuardSession {
       const normalized = messages.map((m) => ({ ...m, content: m.content.normalize('NFC'), reasoning: m.reasoning?.normalize('NFC') }));
       const { pieces, verdictPiece } = renderConversation(normalized);
       const before = this.guard.tokenizePieces(pieces.slice(0, verdictPiece));
-      const after = this.guard.tokenizePieces(pieces.slice(verdictPiece + 1));
+      const after = this.guard.tokenizePieces([...pieces.slice(verdictPiece + 1), ...RESPONSE_TEMPLATE.opening]);
       const verdictIndex = before.length;
       const items: ControlledEvaluateInputItem[] = [...(before as Token[]), this.readItem(this.guard.specialId(IM_END), this.queryRead), ...(after as Token[])];
       const outputs = await this.evaluate(items);
@@ -206,7 +208,6 @@ export class GuardSession {
     this.expectPhase(part === 'reasoning' ? ['prompted', 'reasoning'] : ['prompted', 'reasoning', 'answer'], what);
     if (part === 'reasoning' && this.parts.reasoning.closed) throw new Error(`${what}: the reasoning was already ended with final: true`);
     const items: Item[] = [];
-    if (this.phase === 'prompted') items.push(...this.scaffold(RESPONSE_TEMPLATE.opening));
     if (part === 'answer' && this.phase !== 'answer') {
       const reasoning = this.parts.reasoning;
       if (!reasoning.closed) {

@@ -109,7 +109,7 @@ export function renderConversation(messages: readonly GuardMessage[]): RenderedC
 
 /** Plain text around the response parts (after the conversation's last `<|im_end|>\n`). */
 export const RESPONSE_TEMPLATE = {
-  /** Evaluated before the first response part: `<|im_start|>assistant\n<think>`. */
+  /** Evaluated with the prompt, as it does not depend on the response: `<|im_start|>assistant\n<think>`. */
   opening: [{ special: IM_START }, { text: 'assistant\n' }, { special: THINK }] as Piece[],
   /** The reasoning segment is `\n{reasoning}\n` (reasoning stripped of outer newlines). */
   reasoningPrefix: '\n',
