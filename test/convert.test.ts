@@ -1,3 +1,4 @@
+import { GUARD_FORMAT_VERSION } from '../src/format/guard-metadata.js';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -29,7 +30,8 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MEMORY_CHILD = join(REPO_ROOT, 'test', 'convert-memory-child.ts');
 
 /** Vocabulary rows of a TINY conversion: the vocabulary, then (+, -) pairs of W_pre (G rows), risk (3) and category rows per path. */
-const GUARD_ROWS = 2 * (2 * TINY.inner + RISK_LABELS.length + RESPONSE_CATEGORIES.length + RISK_LABELS.length + QUERY_CATEGORIES.length);
+/** Per path: G plain W_pre rows, then a (+, -) pair per folded risk and category row. */
+const GUARD_ROWS = 2 * TINY.inner + 2 * (RISK_LABELS.length + RESPONSE_CATEGORIES.length + RISK_LABELS.length + QUERY_CATEGORIES.length);
 const TOTAL_ROWS = VOCAB_SIZE + GUARD_ROWS;
 /** ggml type ids as GGUF stores them. */
 const GGML = { F32: 0, F16: 1, Q8_0: 8 } as const;
@@ -202,7 +204,7 @@ describe('sharded checkpoints', () => {
 
         const layout = readGuardLayout(model.fileInfo.metadata, shardedGguf);
         expect(layout.vocabSize).toBe(VOCAB_SIZE);
-        expect(layout.response.pre.start).toBe(VOCAB_SIZE);
+        expect(layout.response.preRow).toBe(VOCAB_SIZE);
         expect(layout.query.category.start + 2 * QUERY_CATEGORIES.length).toBe(TOTAL_ROWS);
 
         const context = await model.createContext({ contextSize: 256, threads: 2 });
@@ -283,16 +285,22 @@ describe.each(['BF16', 'F16'] as const)('%s checkpoint converted to f32', (dtype
     }
   });
 
-  it('appends W_pre as exact (+2^e, -2^e) row pairs after the vocabulary', async () => {
+  it('appends W_pre exactly after the vocabulary, then the folded rows as exact (+2^e, -2^e) pairs', async () => {
     const pre = roundTrip(sourceTensor(tensors, 'risk_level_category_pre.weight').data, dtype);
-    const scales = meta(info, 'qwen3guard.response.pre_scale_log2') as number[];
     expect(meta(info, 'qwen3guard.response.pre_row')).toBe(VOCAB_SIZE);
-    const rows = await readRowsF32(output, info, 'token_embd.weight', VOCAB_SIZE, VOCAB_SIZE + 2 * TINY.inner);
-    for (let g = 0; g < TINY.inner; g++) {
-      const scale = 2 ** scales[g];
-      const expected = rowOf(pre, g, H).map((v) => v * scale);
-      expectSameFloats(rowOf(rows, 2 * g, H), expected, `+pre row ${g}`);
-      expectSameFloats(rowOf(rows, 2 * g + 1, H), expected.map((v) => -v), `-pre row ${g}`);
+    const rows = await readRowsF32(output, info, 'token_embd.weight', VOCAB_SIZE, VOCAB_SIZE + TINY.inner);
+    for (let g = 0; g < TINY.inner; g++) expectSameFloats(rowOf(rows, g, H), rowOf(pre, g, H), `pre row ${g}`);
+    const riskStart = meta(info, 'qwen3guard.response.risk_row') as number;
+    expect(riskStart).toBe(VOCAB_SIZE + TINY.inner);
+    const scales = meta(info, 'qwen3guard.response.risk_scale_log2') as number[];
+    const pairs = await readRowsF32(output, info, 'token_embd.weight', riskStart, riskStart + 2 * RISK_LABELS.length);
+    for (let r = 0; r < RISK_LABELS.length; r++) {
+      const plus = rowOf(pairs, 2 * r, H);
+      expect(plus.some((v) => v !== 0)).toBe(true);
+      expectSameFloats(rowOf(pairs, 2 * r + 1, H), plus.map((v) => -v), `-risk row ${r}`);
+      // A power-of-two scale: dividing it out leaves float32 values (no rounding happened).
+      const unscaled = plus.map((v) => v / 2 ** scales[r]);
+      expectSameFloats(Float32Array.from(unscaled), unscaled, `risk row ${r} scale`);
     }
   });
 });
@@ -491,7 +499,7 @@ describe('q8_0 conversion output', () => {
 
   it('records the guard heads in the config order, with rows and scales of the right sizes', () => {
     const G = TINY.inner;
-    expect(meta(info, 'qwen3guard.format_version')).toBe(1);
+    expect(meta(info, 'qwen3guard.format_version')).toBe(GUARD_FORMAT_VERSION);
     expect(meta(info, 'qwen3guard.vocab_size')).toBe(VOCAB_SIZE);
     expect(meta(info, 'qwen3guard.guard_inner_size')).toBe(G);
     expect(meta(info, 'qwen3guard.norm_epsilon')).toBe(Math.fround(1e-6));
@@ -502,7 +510,10 @@ describe('q8_0 conversion output', () => {
     let row = VOCAB_SIZE;
     for (const [path, categories] of [['response', RESPONSE_CATEGORIES.length], ['query', QUERY_CATEGORIES.length]] as const) {
       const key = (name: string) => `qwen3guard.${path}.${name}`;
-      for (const [kind, count] of [['pre', G], ['risk', 3], ['category', categories]] as const) {
+      expect(meta(info, key('pre_row'))).toBe(row);
+      expect(meta(info, key('pre_scale_log2'))).toBeUndefined();
+      row += G;
+      for (const [kind, count] of [['risk', 3], ['category', categories]] as const) {
         expect(meta(info, key(`${kind}_row`)), key(`${kind}_row`)).toBe(row);
         const scales = meta(info, key(`${kind}_scale_log2`)) as number[];
         expect(scales.length, key(`${kind}_scale_log2`)).toBe(count);
@@ -527,7 +538,7 @@ describe('q8_0 conversion output', () => {
     expect(names.length).toBe(2 + 11 * TINY.layers);
     expect(new Set(names).size).toBe(names.length);
     const embed = tensorInfo(info, 'token_embd.weight');
-    expect(embed.dimensions.map(Number)).toEqual([TINY.hidden, VOCAB_SIZE + 2 * (2 * TINY.inner + 3 + 8 + 3 + 9)]);
+    expect(embed.dimensions.map(Number)).toEqual([TINY.hidden, VOCAB_SIZE + 2 * TINY.inner + 2 * (3 + 8 + 3 + 9)]);
     expect(embed.ggmlType).toBe(GGML.Q8_0);
     const q = TINY.heads * TINY.headDim;
     const kv = TINY.kvHeads * TINY.headDim;
@@ -558,16 +569,12 @@ describe('q8_0 conversion output', () => {
       const bytes = await readRowBytes(output, info, 'token_embd.weight', row, row + 1);
       expect(bytes.equals(quantizeQ8_0(rowOf(embed, row, H))), `token_embd row ${row}`).toBe(true);
     }
-    // The query path's W_pre pairs.
+    // The query path's W_pre rows.
     const pre = sourceTensor(tensors, 'query_risk_level_category_pre.weight').data;
     const start = meta(info, 'qwen3guard.query.pre_row') as number;
-    const scales = meta(info, 'qwen3guard.query.pre_scale_log2') as number[];
     for (const g of [0, TINY.inner - 1]) {
-      const scaled = rowOf(pre, g, H).map((v) => v * 2 ** scales[g]);
-      const plus = await readRowBytes(output, info, 'token_embd.weight', start + 2 * g, start + 2 * g + 1);
-      const minus = await readRowBytes(output, info, 'token_embd.weight', start + 2 * g + 1, start + 2 * g + 2);
-      expect(plus.equals(quantizeQ8_0(scaled)), `+pre row ${g}`).toBe(true);
-      expect(minus.equals(quantizeQ8_0(scaled.map((v) => -v))), `-pre row ${g}`).toBe(true);
+      const bytes = await readRowBytes(output, info, 'token_embd.weight', start + g, start + g + 1);
+      expect(bytes.equals(quantizeQ8_0(rowOf(pre, g, H))), `pre row ${g}`).toBe(true);
     }
     const down = sourceTensor(tensors, 'model.layers.1.mlp.down_proj.weight');
     const downBytes = await readRowBytes(output, info, 'blk.1.ffn_down.weight', 0, down.shape[0]);

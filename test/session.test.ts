@@ -91,7 +91,7 @@ describe('sessions', () => {
     await expect(session.appendText('answer', 'x')).rejects.toThrow(/disposed/);
   });
 
-  it('handles a response longer than the context by dropping the oldest tokens, never re-evaluating', async () => {
+  it('handles a response longer than the context by dropping its oldest tokens, keeping the prompt, never re-evaluating', async () => {
     const session = await guard.createSession();
     try {
       await session.checkPrompt([{ role: 'user', content: 'Tell me a long story.' }]);
@@ -108,6 +108,11 @@ describe('sessions', () => {
       expect(guard.stats.contextShifts - shiftsBefore).toBeGreaterThan(0);
       // Every token was decoded exactly once: node-llama-cpp's meter counts decoded tokens plus the cells a
       // shift moved, and nothing else.
+      // The conversation (and the response opening) stayed in the cache; the oldest response tokens went.
+      const live = session['sequence'].contextTokens as number[];
+      expect(live.slice(0, fedBefore)).toEqual(session.tokenIds.slice(0, fedBefore));
+      expect(live.length).toBeLessThan(session.tokenIds.length);
+      expect(live.at(-1)).toBe(session.tokenIds.at(-1));
       const metered = meter.usedInputTokens + meter.usedOutputTokens - meteredBefore;
       expect(metered).toBe(session.tokenIds.length - fedBefore + guard.stats.shiftedTokens - movedBefore);
     } finally {

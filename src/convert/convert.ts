@@ -143,7 +143,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       };
       const folded = guardRows(heads, nr, nc, G, H);
       const scales: Record<string, Int32Array> = {};
-      for (const kind of ['pre', 'risk', 'category'] as const) {
+      rowStart[`${path}.pre`] = nextRow;
+      rows.push(folded.pre);
+      nextRow += G;
+      for (const kind of ['risk', 'category'] as const) {
         const pairs = scaledPairs(folded[kind], H, matrixType(type), hiddenBound);
         rowStart[`${path}.${kind}`] = nextRow;
         scales[kind] = pairs.scaleLog2;
@@ -156,7 +159,6 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         [GuardKeys.preRow(path), { type: 'u32', value: rowStart[`${path}.pre`] }],
         [GuardKeys.riskRow(path), { type: 'u32', value: rowStart[`${path}.risk`] }],
         [GuardKeys.categoryRow(path), { type: 'u32', value: rowStart[`${path}.category`] }],
-        [GuardKeys.preScale(path), { type: 'array', itemType: 'i32', value: scales.pre }],
         [GuardKeys.riskScale(path), { type: 'array', itemType: 'i32', value: scales.risk }],
         [GuardKeys.categoryScale(path), { type: 'array', itemType: 'i32', value: scales.category }],
         [GuardKeys.normWeight(path), { type: 'array', itemType: 'f32', value: heads.norm }],

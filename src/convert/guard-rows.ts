@@ -62,7 +62,7 @@ const ENTRY_CAP: Record<GgmlTypeName, number> = { F32: Infinity, F16: 2 ** 15, Q
 const LOGIT_CAP = 2 ** 25;
 
 /**
- * Each logical row r is written as the pair (+2^e r, -2^e r). A power-of-two scale changes no rounding, in
+ * Each folded row r is written as the pair (+2^e r, -2^e r). A power-of-two scale changes no rounding, in
  * f32, f16 or q8_0 alike, and makes one row of every pair non-negative and far above every real vocabulary
  * logit, so a top-k over the logits returns exactly the pairs' positive members: the engine reads
  * `r . h` exactly without scanning the vocabulary. `hiddenBound` bounds |h| (max |final norm weight| x sqrt(H)).

@@ -40,7 +40,7 @@ export function readGuardLayout(metadata: unknown, modelPath: string): GuardLayo
     const riskLabels = list<string>(tree, 'risk_labels', where);
     const categoryLabels = list<string>(tree, 'category_labels', where);
     if (!riskLabels.every(isRiskLevel)) throw new GuardModelError(`${modelPath}: unexpected risk labels ${JSON.stringify(riskLabels)}`);
-    const block = (kind: 'pre' | 'risk' | 'category', count: number) => {
+    const block = (kind: 'risk' | 'category', count: number) => {
       const scaleLog2 = Int32Array.from(list<number>(tree, `${kind}_scale_log2`, where));
       if (scaleLog2.length !== count) throw new GuardModelError(`${modelPath}: qwen3guard.${where}${kind}_scale_log2 has ${scaleLog2.length} entries, expected ${count}`);
       return { start: num(tree, `${kind}_row`, where), scaleLog2 };
@@ -48,7 +48,7 @@ export function readGuardLayout(metadata: unknown, modelPath: string): GuardLayo
     return {
       riskLabels,
       categoryLabels,
-      pre: block('pre', innerSize),
+      preRow: num(tree, 'pre_row', where),
       risk: block('risk', riskLabels.length),
       category: block('category', categoryLabels.length),
       normWeight: Float64Array.from(list<number>(tree, 'norm_weight', where)),

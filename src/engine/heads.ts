@@ -27,6 +27,17 @@ export function readPairs(logits: ReadonlyMap<number, number>, block: RowBlock):
   return { values, exact };
 }
 
+/** Values of `count` plain rows from `start`, as returned by the logits filter. */
+export function readRows(logits: ReadonlyMap<number, number>, start: number, count: number): Float64Array {
+  const values = new Float64Array(count);
+  for (let r = 0; r < count; r++) {
+    const value = logits.get(start + r);
+    if (value === undefined) throw new Error(`The logits filter returned no value for guard row ${start + r}`);
+    values[r] = value;
+  }
+  return values;
+}
+
 function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;

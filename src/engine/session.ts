@@ -1,7 +1,7 @@
 import type { ControlledEvaluateIndexOutput, ControlledEvaluateInputItem, LlamaContextSequence, Token } from 'node-llama-cpp';
 import type { HeadLayout, RowBlock } from '../format/guard-metadata.js';
 import type { Qwen3Guard } from './guard.js';
-import { headFromPre, labelsFromFolded, pairIds, readPairs, type HeadResult } from './heads.js';
+import { headFromPre, labelsFromFolded, pairIds, readPairs, readRows, type HeadResult } from './heads.js';
 import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from './template.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from './types.js';
 import { normalizeNfc } from '../shared/nfc.js';
@@ -17,21 +17,26 @@ interface Item {
 
 type Phase = 'new' | 'prompted' | ResponsePart | 'ended' | 'disposed';
 
-/** What a top-k read of one block needs: the filter ids and the sampler's k. */
-interface Readout {
-  blocks: RowBlock[];
-  filter: number[];
-  topK: number;
+/**
+ * How a scored token's head values are read from its logits.
+ * - folded: the folded rows' (+, -) pairs through a top-k. Every pair has a member far above the vocabulary's
+ *   logits, so k holds all pairs of both paths plus spare slots (a pair is missed only if its value is below
+ *   the 64th largest vocabulary logit: it then reads 0, counted in `inexactTokens`). k stays <= 128, where
+ *   llama.cpp partially sorts in place instead of bucketing the whole vocabulary.
+ * - pre: the G plain `W_pre` rows through the logits filter (a scan of the vocabulary per token, so only where
+ *   exact probabilities are asked for: the prompt, and responses with `responseProbabilities`).
+ */
+type Readout = { kind: 'folded'; blocks: [RowBlock, RowBlock]; filter: number[]; topK: number } | { kind: 'pre'; start: number; count: number; filter: number[] };
+
+const SPARE_SLOTS = 64;
+
+function foldedReadout(head: HeadLayout, foldedRows: number): Readout {
+  const blocks: [RowBlock, RowBlock] = [head.risk, head.category];
+  return { kind: 'folded', blocks, filter: blocks.flatMap(pairIds), topK: foldedRows + SPARE_SLOTS };
 }
 
-/**
- * Every guard row pair has a member far above the vocabulary's logits, so the top-k must hold all pairs
- * (`guardRows`); the filter then keeps the blocks wanted. Spare slots make a miss rarer still: a pair is
- * missed only if its value is below the 64th largest vocabulary logit (it then reads 0; `inexactTokens`).
- */
-const SPARE_SLOTS = 64;
-function readout(blocks: RowBlock[], guardRows: number): Readout {
-  return { blocks, filter: blocks.flatMap(pairIds), topK: guardRows + SPARE_SLOTS };
+function preReadout(head: HeadLayout, innerSize: number): Readout {
+  return { kind: 'pre', start: head.preRow, count: innerSize, filter: Array.from({ length: innerSize }, (_, i) => head.preRow + i) };
 }
 
 /** Per-part text state: the template's prefix goes in front of the part's first text. */
@@ -53,6 +58,8 @@ export class GuardSession {
   /** Every token fed, in order: the rendered conversation so far (template tokens included). */
   private readonly fed: number[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  /** Sequence index where the response starts: a context shift keeps everything before it. */
+  private responseStart = 0;
   private readonly parts: Record<ResponsePart, PartText> = {
     reasoning: { started: false, consumed: 0, closed: false },
     answer: { started: false, consumed: 0, closed: false },
@@ -64,10 +71,10 @@ export class GuardSession {
     readonly guard: Qwen3Guard,
     private readonly sequence: LlamaContextSequence,
   ) {
-    const { response, query } = guard.layout;
-    const rows = [response, query].reduce((n, h) => n + h.pre.scaleLog2.length + h.risk.scaleLog2.length + h.category.scaleLog2.length, 0);
-    this.responseRead = guard.options.responseProbabilities ? readout([response.pre], rows) : readout([response.risk, response.category], rows);
-    this.queryRead = readout([query.pre], rows);
+    const { response, query, innerSize } = guard.layout;
+    const folded = [response, query].reduce((n, h) => n + h.risk.scaleLog2.length + h.category.scaleLog2.length, 0);
+    this.responseRead = guard.options.responseProbabilities ? preReadout(response, innerSize) : foldedReadout(response, folded);
+    this.queryRead = preReadout(query, innerSize);
   }
 
   /** Response tokens scored so far. */
@@ -102,8 +109,9 @@ export class GuardSession {
       const items: ControlledEvaluateInputItem[] = [...(before as Token[]), this.readItem(this.guard.specialId(IM_END), this.queryRead), ...(after as Token[])];
       const outputs = await this.evaluate(items);
       this.phase = 'prompted';
+      this.responseStart = this.sequence.nextTokenIndex;
       const z = this.values(outputs[verdictIndex], this.queryRead)[0];
-      const head = headFromPre(this.guard.layout.query, z.values, this.guard.layout.epsilon);
+      const head = headFromPre(this.guard.layout.query, z, this.guard.layout.epsilon);
       return {
         riskLevel: head.riskLevel,
         category: head.riskLevel === 'Safe' ? null : head.category,
@@ -232,23 +240,26 @@ export class GuardSession {
 
   private readItem(id: number, read: Readout): ControlledEvaluateInputItem {
     const filter = { tokens: read.filter as Token[] };
-    return [id as Token, { generateNext: { logits: { filter }, options: { temperature: 1, topK: read.topK, topP: 1, minP: 0, seed: 0 } } }];
+    const options = read.kind === 'folded' ? { temperature: 1, topK: read.topK, topP: 1, minP: 0, seed: 0 } : undefined;
+    return [id as Token, { generateNext: { logits: { filter }, options } }];
   }
 
-  private values(output: ControlledEvaluateIndexOutput | undefined, read: Readout) {
+  /** The head values of a scored token: folded label rows, or z = W_pre h. */
+  private values(output: ControlledEvaluateIndexOutput | undefined, read: Readout): Float64Array[] {
     const logits = output?.next.logits;
     if (!logits) throw new Error('The guard returned no logits for a scored token');
+    if (read.kind === 'pre') return [readRows(logits, read.start, read.count)];
     return read.blocks.map((block) => {
       const result = readPairs(logits, block);
       if (!result.exact) this.guard.stats.inexactTokens++;
-      return result;
+      return result.values;
     });
   }
 
   private head(layout: HeadLayout, output: ControlledEvaluateIndexOutput | undefined): HeadResult {
     const values = this.values(output, this.responseRead);
-    if (this.guard.options.responseProbabilities) return headFromPre(layout, values[0].values, this.guard.layout.epsilon);
-    return labelsFromFolded(layout, values[0].values, values[1].values);
+    if (this.responseRead.kind === 'pre') return headFromPre(layout, values[0], this.guard.layout.epsilon);
+    return labelsFromFolded(layout, values[0], values[1]);
   }
 
   private async score(items: Item[]): Promise<TokenVerdict[]> {
@@ -281,14 +292,16 @@ export class GuardSession {
     const contextSize = this.guard.context.contextSize;
     const outputs = await this.sequence.controlledEvaluate(items, {
       contextShift: {
-        // Free a quarter of the context at once so that shifts stay rare; never erase token 0 (the
-        // attention sink), so nothing is re-evaluated.
+        // Free a quarter of the context at once so that shifts stay rare. Drop the oldest response tokens and
+        // keep the conversation the verdicts depend on, unless it fills half the context itself (then drop its
+        // oldest tokens). Never erase token 0 (the attention sink), so nothing is re-evaluated.
         size: Math.max(1, Math.floor(contextSize / 4)),
         strategy: ({ sequence, size }) => {
-          const end = Math.min(sequence.nextTokenIndex, 1 + size);
+          const start = this.responseStart > 0 && this.responseStart <= contextSize / 2 ? this.responseStart : 1;
+          const end = Math.min(sequence.nextTokenIndex, start + size);
           this.guard.stats.contextShifts++;
           this.guard.stats.shiftedTokens += sequence.nextTokenIndex - end;
-          return [{ start: 1, end }];
+          return [{ start, end }];
         },
       },
     });

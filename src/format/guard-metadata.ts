@@ -5,11 +5,13 @@
  * - rows appended to `token_embd` (the tied output matrix), so that the logits include `row . h` for the
  *   post-norm hidden state `h`: the pre-projection `W_pre` (G rows per path, giving `z = W_pre h` exactly)
  *   and the folded rows `W_risk diag(g) W_pre` and `W_cat diag(g) W_pre`, whose argmax equals the head's
- *   label because the RMSNorm scale is positive. Each logical row is stored as a pair (+2^e row, -2^e row)
- *   (see convert/guard-rows.ts): a top-k sampler then returns the pairs' positive members, exactly;
+ *   label because the RMSNorm scale is positive. Each folded row is stored as a pair (+2^e row, -2^e row)
+ *   (see convert/guard-rows.ts): a top-k sampler then returns the pairs' positive members, exactly, without
+ *   a scan of the vocabulary. `W_pre` rows are plain: read only for exact probabilities (the prompt), through
+ *   the logits filter, they stay out of the response tokens' top-k (k <= 128 keeps llama.cpp's fast path);
  * - metadata arrays with the small matrices needed to finish the maths from `z` in float64.
  */
-export const GUARD_FORMAT_VERSION = 1;
+export const GUARD_FORMAT_VERSION = 2;
 
 export type HeadPath = 'response' | 'query';
 export const HEAD_PATHS: readonly HeadPath[] = ['response', 'query'];
@@ -25,7 +27,6 @@ export const GuardKeys = {
   preRow: (p: HeadPath) => `qwen3guard.${p}.pre_row`,
   riskRow: (p: HeadPath) => `qwen3guard.${p}.risk_row`,
   categoryRow: (p: HeadPath) => `qwen3guard.${p}.category_row`,
-  preScale: (p: HeadPath) => `qwen3guard.${p}.pre_scale_log2`,
   riskScale: (p: HeadPath) => `qwen3guard.${p}.risk_scale_log2`,
   categoryScale: (p: HeadPath) => `qwen3guard.${p}.category_scale_log2`,
   normWeight: (p: HeadPath) => `qwen3guard.${p}.norm_weight`,
@@ -44,8 +45,8 @@ export interface RowBlock {
 export interface HeadLayout {
   riskLabels: string[];
   categoryLabels: string[];
-  /** `W_pre` (G logical rows). */
-  pre: RowBlock;
+  /** First vocabulary row of `W_pre` (G plain rows). */
+  preRow: number;
   /** Folded risk rows (one per risk label). */
   risk: RowBlock;
   /** Folded category rows (one per category). */
