@@ -1,4 +1,3 @@
-import { GUARD_FORMAT_VERSION } from '../src/format/guard-metadata.js';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -12,6 +11,7 @@ import { convertCheckpoint, type ConvertOptions, type ConvertProgress } from '..
 import { ConvertError } from '../src/convert/errors.js';
 import { encodeTensorData, floatToHalf, halfToFloat, quantizeQ8_0 } from '../src/convert/numeric.js';
 import { readGuardLayout } from '../src/engine/guard-layout.js';
+import { GUARD_FORMAT_VERSION } from '../src/format/guard-metadata.js';
 import {
   configJson,
   QUERY_CATEGORIES,
@@ -866,4 +866,25 @@ describe('peak memory', () => {
       0.5 * checkpointBytes,
     );
   }, 60_000);
+});
+
+describe('cancellation', () => {
+  it('stops on an abort signal, leaving nothing at the target or beside it', async () => {
+    const { tinyRandomCheckpoint } = await import('./fixtures/cache.js');
+    const out = await mkdtemp(join(tmpdir(), 'qwen3guard-abort-'));
+    try {
+      const controller = new AbortController();
+      const conversion = convertCheckpoint({
+        checkpoint: await tinyRandomCheckpoint(),
+        output: join(out, 'model.gguf'),
+        type: 'f32',
+        signal: controller.signal,
+        onProgress: () => controller.abort(new Error('stopped by the user')),
+      });
+      await expect(conversion).rejects.toThrow('stopped by the user');
+      expect(await readdir(out)).toEqual([]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,7 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
-import { GuardModelError } from '../engine/guard-layout.js';
-import { OptionsError } from '../shared/validation.js';
 import { IM_END } from '../engine/template.js';
 import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../engine/types.js';
 import { CLASSIFY_HELP, CommandError, parseCommandLine, UsageError } from './args.js';
@@ -71,13 +69,7 @@ export async function classify(args: ClassifyArgs): Promise<Classification> {
 
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
   const { Qwen3Guard } = await import('../engine/guard.js');
-  const guard = await Qwen3Guard.load({ modelPath: args.model, threads: args.threads, gpu: 'auto', maxSessions: 1 }).catch((error: unknown) => {
-    // The engine's own errors name the file; node-llama-cpp's parse errors (not a GGUF at all) do not.
-    if (error instanceof Error && !(error instanceof GuardModelError) && !(error instanceof OptionsError)) {
-      throw new CommandError(`${args.model} could not be loaded: ${error.message}`);
-    }
-    throw error;
-  });
+  const guard = await Qwen3Guard.load({ modelPath: args.model, threads: args.threads, gpu: 'auto', maxSessions: 1 });
   try {
     const session = await guard.createSession();
     try {
@@ -90,7 +82,7 @@ export async function classify(args: ClassifyArgs): Promise<Classification> {
       const texts: Record<ResponsePart, string> = { reasoning: args.reasoning ?? '', answer: args.response ?? '' };
       const tokens = verdicts.map((v): ClassifiedToken => {
         const hasOffsets = v.start !== undefined && v.end !== undefined;
-        const text = hasOffsets ? texts[v.part].slice(v.start, v.end) : v.id === guard.specialId(IM_END) ? CLOSING_TEXT : guard.tokenText(v.id);
+        const text = hasOffsets ? texts[v.part].slice(v.start, v.end) : v.closing ? CLOSING_TEXT : guard.tokenText(v.id);
         const t: ClassifiedToken = { id: v.id, part: v.part, text, riskLevel: v.riskLevel, category: v.category };
         if (hasOffsets) Object.assign(t, { start: v.start, end: v.end });
         return t;

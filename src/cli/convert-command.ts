@@ -45,12 +45,17 @@ export async function runConvert(args: string[]): Promise<number> {
   const progress = process.stderr.isTTY ? new ProgressLine(process.stderr) : undefined;
   const started = performance.now();
   try {
+    // Ctrl-C cancels cleanly: the converter removes its temporary file.
+    const interrupt = new AbortController();
+    const onSigint = () => interrupt.abort(new Error('interrupted'));
+    process.once('SIGINT', onSigint);
     const result = await convertCheckpoint({
       checkpoint: parsed.checkpoint,
       output: parsed.output,
       type: parsed.type,
+      signal: interrupt.signal,
       onProgress: progress && ((p) => progress.update(progressText(p), p.bytesWritten === p.totalBytes)),
-    });
+    }).finally(() => process.off('SIGINT', onSigint));
     progress?.clear();
     const elapsed = performance.now() - started;
     process.stdout.write(`Wrote ${result.output} (${parsed.type}, ${megabytes(result.bytes)}, ${result.tensors} tensors) in ${seconds(elapsed)}\n`);

@@ -26,6 +26,8 @@ export interface ConvertOptions {
   output: string;
   type?: OutputType;
   onProgress?: (progress: ConvertProgress) => void;
+  /** Cancels the conversion; the temporary file is removed and the target left as it was. */
+  signal?: AbortSignal;
 }
 
 export interface ConvertResult {
@@ -200,7 +202,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       if (!(error as NodeJS.ErrnoException).code) throw error;
       throw new ConvertError(output, `cannot be written: creating the temporary file ${temporary} failed (${(error as Error).message})`);
     }
-    const progress = (tensor: string) => options.onProgress?.({ tensor, bytesWritten: writer!.bytesWritten, totalBytes: writer!.totalBytes });
+    const progress = (tensor: string) => {
+      options.signal?.throwIfAborted();
+      options.onProgress?.({ tensor, bytesWritten: writer!.bytesWritten, totalBytes: writer!.totalBytes });
+    };
 
     const rowsPerPiece = Math.max(1, Math.floor(PIECE_VALUES / H));
     for (let start = 0; start < config.vocabSize; start += rowsPerPiece) {

@@ -78,7 +78,9 @@ export class Qwen3Guard {
     }
     const llama = await sharedLlama(resolved);
     const threads = resolved.threads ?? llama.cpuMathCores;
-    const model = await llama.loadModel({ modelPath: resolved.modelPath });
+    const model = await llama.loadModel({ modelPath: resolved.modelPath }).catch((error: unknown) => {
+      throw new GuardModelError(`guard.modelPath: ${resolved.modelPath} could not be loaded as a GGUF (${(error as Error).message})`);
+    });
     try {
       const layout = readGuardLayout(model.fileInfo.metadata, resolved.modelPath);
       const keys = resolved.kvCacheType === 'f32' ? 'F32' : resolved.kvCacheType === 'q8_0' ? 'Q8_0' : 'F16';

@@ -188,6 +188,7 @@ export class GuardSession {
       if (!this.parts.answer.started) items.push(...this.scaffold([{ text: RESPONSE_TEMPLATE.answerPrefix }]));
       items.push({ id: this.guard.specialId(IM_END), scored: true, part: 'answer' });
       const verdicts = await this.score(items);
+      for (const verdict of verdicts) if (verdict.id === this.guard.specialId(IM_END)) verdict.closing = true;
       this.phase = 'ended';
       return verdicts;
     });
