@@ -68,7 +68,7 @@ export async function moderateGenerated(context: GenerateModerationContext, chec
       if (part.type === 'reasoning' && policy.reasoning) ranges.set(part, moderation.append('reasoning', part.text));
       else if (part.type === 'text') ranges.set(part, moderation.append('answer', part.text));
       else if (part.type === 'tool-call' && policy.toolInput) {
-        const at = moderation.append('answer', '\n').end;
+        const at = moderation.startToolInput();
         ranges.set(part, { part: 'answer', start: at, end: moderation.append('answer', part.input).end });
       }
     }

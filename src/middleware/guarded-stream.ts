@@ -133,7 +133,7 @@ export class GuardedStream {
   private routeTool(moderation: ResponseModeration, part: LanguageModelV4StreamPart): boolean {
     const tool = this.queue.currentTool();
     if (part.type === 'tool-input-start') {
-      const at = moderation.append('answer', '\n').end;
+      const at = moderation.startToolInput();
       this.queue.openTool(part, { part: 'answer', start: at, end: at });
     } else if (part.type === 'tool-input-delta' && tool) {
       tool.parts.push(part);
@@ -146,7 +146,7 @@ export class GuardedStream {
         tool.complete = true;
       } else {
         // A call without streamed input: moderate its input as a whole.
-        const at = moderation.append('answer', '\n').end;
+        const at = moderation.startToolInput();
         const range = moderation.append('answer', part.input);
         this.queue.openTool(part, { part: 'answer', start: at, end: range.end });
         this.queue.currentTool()!.complete = true;
@@ -225,7 +225,8 @@ export class GuardedStream {
     this.queue.release();
     const openText = this.queue.openTextBlock();
     if (action === 'rewrite') {
-      const replacement = this.context.policy.replacement(span ?? this.moderation?.failureSpan() ?? { riskLevel: 'Unsafe', category: null, part: 'answer', tokenIndex: -1, charOffset: 0, text: '' });
+      // Without a span the guard failed (failing closed), which only a running moderation reports.
+      const replacement = this.context.policy.replacement(span ?? this.moderation!.failureSpan());
       if (openText) this.controller.enqueue({ type: 'text-delta', id: openText, delta: replacement });
       this.queue.discard();
       if (!openText) this.emitText(replacement);

@@ -121,7 +121,8 @@ export class ResponseModeration {
     const out: TextSegment[] = [];
     let at = from;
     const tokens = this.partTokens[part];
-    for (const token of tokens) {
+    for (let i = this.firstTokenEndingAfter(tokens, from); i < tokens.length; i++) {
+      const token = tokens[i];
       const { start = 0, end = 0 } = token.verdict;
       if (end <= at) continue;
       if (at >= to) break;
@@ -151,6 +152,26 @@ export class ResponseModeration {
       upTo = segment.end;
     }
     return { text, upTo };
+  }
+
+  /** Binary search: index of the first token whose text ends after `offset` (tokens are in text order). */
+  private firstTokenEndingAfter(tokens: TrackedToken[], offset: number): number {
+    let lo = 0;
+    let hi = tokens.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((tokens[mid].verdict.end ?? Infinity) <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * Starts a tool call's input in the answer text (after a line break, as the template sets tool calls apart);
+   * returns where the input starts. Its text then comes through `append('answer', ...)`.
+   */
+  startToolInput(): number {
+    return this.append('answer', '\n').end;
   }
 
   /** Offset in `part` where a stop cut the text (nothing from there on is released), or null. */
