@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { cachedDir, convertedModel } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/checkpoint.js';
 
@@ -12,5 +11,3 @@ export async function benchModel(): Promise<string> {
   );
   return convertedModel(checkpoint, 'q8_0');
 }
-
-export const benchCheckpointDir = (name: string) => join('.cache', 'fixtures', name);

@@ -7,11 +7,10 @@ import { readGuardConfig, type GuardConfig } from './hf-config.js';
 import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
 import { readTokenizerMetadata } from './tokenizer-metadata.js';
 import { GgufWriter, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
-import { encodeTensorData } from './numeric.js';
+import { encodeTensorData, SOURCE_DTYPES } from './numeric.js';
 import { fileTypeId, matrixType, OUTPUT_TYPES, Q8_0_BLOCK, type GgmlTypeName, type OutputType } from './ggml-types.js';
 import { guardRows, HEAD_TENSOR_NAMES, scaledPairs, type HeadWeights } from './guard-rows.js';
 import { GUARD_FORMAT_VERSION, GuardKeys, HEAD_PATHS } from '../format/guard-metadata.js';
-import { SOURCE_DTYPES } from './numeric.js';
 
 export interface ConvertProgress {
   tensor: string;

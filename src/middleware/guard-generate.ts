@@ -2,20 +2,11 @@ import type { LanguageModelV4Content, LanguageModelV4GenerateResult } from '@ai-
 import { STOP_ACTIONS } from '../policy/schema.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import { EMPTY_USAGE } from './guarded-stream.js';
-import { guardMetadata, summarize } from './metadata.js';
-import type { GuardErrorInfo, ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
+import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
+import type { ModerationContext } from './options.js';
 import type { TextRange } from './output-queue.js';
 import { safeCall, type PromptCheck } from './prompt-check.js';
 import { ResponseModeration } from './response-moderation.js';
-
-export interface GenerateModerationContext {
-  policy: ResolvedResponsePolicy;
-  fail: 'closed' | 'open';
-  startedAt: number;
-  onResponseFlag?: (info: ResponseFlagInfo) => void;
-  onResponseVerdict?: (info: ResponseVerdictInfo) => void;
-  onError?: (error: unknown, info: GuardErrorInfo) => void;
-}
 
 const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
 
@@ -36,7 +27,7 @@ export function blockedResult(check: PromptCheck, refusal: string, release: Reso
  * then what is decided out). A stop keeps the text before the flagged span, then the replacement (rewrite);
  * later parts (tool calls) are dropped.
  */
-export async function moderateGenerated(context: GenerateModerationContext, check: PromptCheck, result: LanguageModelV4GenerateResult): Promise<LanguageModelV4GenerateResult> {
+export async function moderateGenerated(context: ModerationContext, check: PromptCheck, result: LanguageModelV4GenerateResult): Promise<LanguageModelV4GenerateResult> {
   const { policy } = context;
   let failure: unknown;
   if (!check.session) {
@@ -44,17 +35,7 @@ export async function moderateGenerated(context: GenerateModerationContext, chec
   }
   const moderation = new ResponseModeration(check.session, policy, {
     onChange: () => undefined,
-    onFlag: (event) =>
-      safeCall(context.onResponseFlag, {
-        riskLevel: event.riskLevel,
-        category: event.category,
-        action: event.action,
-        part: event.part,
-        tokenIndex: event.tokenIndex,
-        charOffset: moderation.tracker.tokens[event.runStart].verdict.start ?? null,
-        leakedChars: 0,
-        latencyMs: performance.now() - context.startedAt,
-      }),
+    onFlag: (event) => safeCall(context.onResponseFlag, flagInfo(moderation, event, 0, context.startedAt)),
     onError: (error) => {
       failure = error;
       safeCall(context.onError, error, { phase: 'response', fail: context.fail });
@@ -112,13 +93,7 @@ export async function moderateGenerated(context: GenerateModerationContext, chec
   }
 
   function withMetadata(base: LanguageModelV4GenerateResult, content: LanguageModelV4Content[], finishReason: LanguageModelV4GenerateResult['finishReason']): LanguageModelV4GenerateResult {
-    const summary = summarize(moderation);
-    safeCall(context.onResponseVerdict, {
-      decision: summary.decision,
-      action: summary.action,
-      scoredTokens: moderation.tracker.tokens.length,
-      latencyMs: performance.now() - context.startedAt,
-    });
+    safeCall(context.onResponseVerdict, verdictInfo(moderation, context.startedAt));
     const qwen3guard = guardMetadata({ check, moderation, release: policy.release, leakedChars: 0, error: failure });
     return { ...base, content, finishReason, providerMetadata: { ...base.providerMetadata, qwen3guard } };
   }

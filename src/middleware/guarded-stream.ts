@@ -1,9 +1,8 @@
 import type { LanguageModelV4StreamPart, LanguageModelV4Usage } from '@ai-sdk/provider';
-import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import { STOP_ACTIONS, type Action } from '../policy/schema.js';
-import { guardMetadata, summarize } from './metadata.js';
-import type { GuardErrorInfo, ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
+import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
+import type { ModerationContext } from './options.js';
 import { OutputQueue } from './output-queue.js';
 import { blocksRequest, safeCall, type PromptCheck } from './prompt-check.js';
 import { ResponseModeration } from './response-moderation.js';
@@ -17,14 +16,8 @@ export const EMPTY_USAGE: LanguageModelV4Usage = {
 const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
 const REWRITE_ID = 'qwen3guard-rewrite';
 
-export interface GuardedStreamContext {
-  policy: ResolvedResponsePolicy;
-  fail: 'closed' | 'open';
+export interface GuardedStreamContext extends ModerationContext {
   refusal: (check: PromptCheck) => string;
-  startedAt: number;
-  onResponseFlag?: (info: ResponseFlagInfo) => void;
-  onResponseVerdict?: (info: ResponseVerdictInfo) => void;
-  onError?: (error: unknown, info: GuardErrorInfo) => void;
 }
 
 /**
@@ -169,16 +162,7 @@ export class GuardedStream {
     const runEnd = moderation.tracker.tokens[event.tokenIndex].verdict.end ?? start.start ?? 0;
     const leaked = start.start === undefined ? 0 : Math.max(0, Math.min(this.queue.releasedUpTo[start.part], runEnd) - start.start);
     this.leaked += leaked;
-    safeCall(this.context.onResponseFlag, {
-      riskLevel: event.riskLevel,
-      category: event.category,
-      action: event.action,
-      part: event.part,
-      tokenIndex: event.tokenIndex,
-      charOffset: start.start ?? null,
-      leakedChars: leaked,
-      latencyMs: performance.now() - this.context.startedAt,
-    });
+    safeCall(this.context.onResponseFlag, flagInfo(moderation, event, leaked, this.context.startedAt));
   }
 
   private onGuardError(error: unknown): void {
@@ -246,15 +230,7 @@ export class GuardedStream {
     if (this.state === 'closed') return;
     const metadata = guardMetadata({ check: this.check, moderation: this.moderation, release: this.context.policy.release, leakedChars: this.leaked, error: this.failure });
     this.controller.enqueue({ type: 'finish', finishReason, usage, providerMetadata: { ...providerMetadata, qwen3guard: metadata } });
-    const summary = summarize(this.moderation);
-    if (this.moderation) {
-      safeCall(this.context.onResponseVerdict, {
-        decision: summary.decision,
-        action: summary.action,
-        scoredTokens: this.moderation.tracker.tokens.length,
-        latencyMs: performance.now() - this.context.startedAt,
-      });
-    }
+    if (this.moderation) safeCall(this.context.onResponseVerdict, verdictInfo(this.moderation, this.context.startedAt));
     this.close();
     this.controller.close();
   }

@@ -1,6 +1,8 @@
 import type { JSONObject, JSONValue } from '@ai-sdk/provider';
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
 import type { Action } from '../policy/schema.js';
+import type { FlagEvent } from '../policy/run-tracker.js';
+import type { ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
 import type { PromptCheck } from './prompt-check.js';
 import type { ResponseModeration } from './response-moderation.js';
 
@@ -8,6 +10,26 @@ export interface ResponseSummary {
   decision: ResponseDecision;
   /** The strongest action taken on the response. */
   action: Action | 'none';
+}
+
+/** The `onResponseFlag` payload of a flag event. */
+export function flagInfo(moderation: ResponseModeration, event: FlagEvent, leakedChars: number, startedAt: number): ResponseFlagInfo {
+  return {
+    riskLevel: event.riskLevel,
+    category: event.category,
+    action: event.action,
+    part: event.part,
+    tokenIndex: event.tokenIndex,
+    charOffset: moderation.tracker.tokens[event.runStart].verdict.start ?? null,
+    leakedChars,
+    latencyMs: performance.now() - startedAt,
+  };
+}
+
+/** The `onResponseVerdict` payload at the end of a response. */
+export function verdictInfo(moderation: ResponseModeration, startedAt: number): ResponseVerdictInfo {
+  const { decision, action } = summarize(moderation);
+  return { decision, action, scoredTokens: moderation.tracker.tokens.length, latencyMs: performance.now() - startedAt };
 }
 
 const ORDER: Array<Action | 'none'> = ['none', 'allow', 'flag', 'redact', 'rewrite', 'abort'];

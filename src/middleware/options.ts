@@ -4,6 +4,7 @@ import { guardOptionsSchema } from '../engine/options.js';
 import type { ResponseDecision } from '../engine/decision.js';
 import type { PromptVerdict, ResponsePart, RiskLevel } from '../engine/types.js';
 import { promptPolicySchema, responsePolicySchema, type Action } from '../policy/schema.js';
+import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 
 export interface PromptVerdictInfo {
   verdict: PromptVerdict;
@@ -40,6 +41,17 @@ export interface ResponseVerdictInfo {
 export interface GuardErrorInfo {
   phase: 'load' | 'prompt' | 'response';
   fail: 'closed' | 'open';
+}
+
+/** What moderating one response needs beyond the guard session: the request's merged policy and callbacks. */
+export interface ModerationContext {
+  policy: ResolvedResponsePolicy;
+  fail: 'closed' | 'open';
+  /** When the request started (performance.now()), for latencies. */
+  startedAt: number;
+  onResponseFlag?: (info: ResponseFlagInfo) => void;
+  onResponseVerdict?: (info: ResponseVerdictInfo) => void;
+  onError?: (error: unknown, info: GuardErrorInfo) => void;
 }
 
 const callback = <T extends (...args: never[]) => unknown>(name: string) =>

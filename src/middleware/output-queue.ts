@@ -76,10 +76,6 @@ export class OutputQueue {
     return last?.kind === 'tool' && !last.complete ? last : undefined;
   }
 
-  get pending(): number {
-    return this.entries.length;
-  }
-
   /** Lets output flow (the prompt passed) and releases what is decided. */
   openGate(): void {
     this.gateOpen = true;

@@ -66,10 +66,6 @@ export class ResponseModeration {
     return this.tracker.stopped;
   }
 
-  get failed(): boolean {
-    return this.failure !== null;
-  }
-
   /** Whether all text is decided: the response finished and its last verdicts are in. */
   get complete(): boolean {
     return this.finished;
@@ -172,15 +168,6 @@ export class ResponseModeration {
    */
   startToolInput(): number {
     return this.append('answer', '\n').end;
-  }
-
-  /** Offset in `part` where a stop cut the text (nothing from there on is released), or null. */
-  stopOffset(part: ResponsePart): number | null {
-    const stop = this.stopped;
-    if (!stop) return null;
-    const first = this.tracker.tokens[stop.runStart].verdict;
-    if (part === first.part) return first.start ?? this.text[part].length;
-    return part === 'answer' && first.part === 'reasoning' ? 0 : null;
   }
 
   /** Span description of a flag event, for callbacks and replacement texts. */
