@@ -34,22 +34,21 @@ export interface RenderedConversation {
   verdictPiece: number;
 }
 
-const isToolResponseTurn = (m: GuardMessage) =>
-  m.role === 'user' && m.content.startsWith(TOOL_RESPONSE) && m.content.endsWith(END_TOOL_RESPONSE);
-
 /**
  * Renders the conversation up to and including the last message, as the template does with
- * `add_generation_prompt=false`. The conversation must contain a user turn.
+ * `add_generation_prompt=false`.
+ *
+ * One deliberate difference: the published template takes a user message whose text starts with
+ * `<tool_response>` and ends with `</tool_response>` for a tool result, which would let a user's own text
+ * move the verdict to an earlier turn or remove it. Here only the `tool` role is a tool result: user text is
+ * always a user turn. Without any user turn the template's fallback applies (the last message counts as the
+ * query: no think block on earlier assistant turns) and the verdict is read at the conversation's last `<|im_end|>`.
  */
 export function renderConversation(messages: readonly GuardMessage[]): RenderedConversation {
-  let lastQuery = -1;
-  for (let i = messages.length - 1; i >= 0; i--) {
-    if (messages[i].role === 'user' && !isToolResponseTurn(messages[i])) {
-      lastQuery = i;
-      break;
-    }
-  }
-  if (lastQuery < 0) throw new Error('The conversation has no user message: the prompt verdict is read at the end of the last user turn.');
+  if (messages.length === 0) throw new Error('renderConversation: the conversation is empty; give at least one message');
+  let lastQuery = messages.findLastIndex((m) => m.role === 'user');
+  const hasQuery = lastQuery >= 0;
+  if (!hasQuery) lastQuery = messages.length - 1;
 
   const pieces: Piece[] = [];
   let verdictPiece = -1;
@@ -71,7 +70,7 @@ export function renderConversation(messages: readonly GuardMessage[]): RenderedC
       special(IM_START);
       text(`${m.role}\n${m.content}`);
       special(IM_END);
-      if (i === lastQuery) verdictPiece = pieces.length - 1;
+      if (hasQuery && i === lastQuery) verdictPiece = pieces.length - 1;
       text('\n');
     } else if (m.role === 'assistant') {
       const split = m.reasoning !== undefined ? { content: m.content, reasoning: m.reasoning } : splitThink(m.content);
@@ -104,6 +103,7 @@ export function renderConversation(messages: readonly GuardMessage[]): RenderedC
       }
     }
   });
+  if (!hasQuery) verdictPiece = pieces.findLastIndex((p) => 'special' in p && p.special === IM_END);
   return { pieces, verdictPiece };
 }
 
@@ -116,4 +116,6 @@ export const RESPONSE_TEMPLATE = {
   reasoningSuffix: '\n',
   /** The answer segment is `\n\n{answer}` (answer stripped of leading newlines), after `</think>`. */
   answerPrefix: '\n\n',
+  /** Text after the closing `<|im_end|>`: the rendered conversation ends with it, and it is scored too. */
+  closing: '\n',
 } as const;

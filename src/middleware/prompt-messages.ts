@@ -36,6 +36,9 @@ export function toGuardMessages(prompt: LanguageModelV4Prompt, includeSystem: bo
         break;
     }
   }
+  // Nothing the guard can read (files only, or only a system message left out): an empty user turn, so the
+  // response is still moderated in its place.
+  if (messages.length === 0) messages.push({ role: 'user', content: '' });
   return messages;
 }
 
