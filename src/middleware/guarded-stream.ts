@@ -59,18 +59,22 @@ export class GuardedStream {
   }
 
   private async readUpstream(): Promise<void> {
+    let finished = false;
+    const take = (part: LanguageModelV4StreamPart) => {
+      finished ||= part.type === 'finish';
+      // Before the prompt verdict every part queues, in order (the synthetic finish too).
+      if (this.state === 'waiting') this.early.push(part);
+      else this.route(part);
+    };
     try {
       for (;;) {
         const { done, value } = await this.reader.read();
         if (done) break;
         if (this.state === 'closed') return;
-        if (this.state === 'waiting') this.early.push(value);
-        else this.route(value);
+        take(value);
       }
-      if (this.state !== 'closed' && !this.upstreamFinish) {
-        // The upstream ended without a finish part: finish as "other".
-        this.route({ type: 'finish', usage: EMPTY_USAGE, finishReason: { unified: 'other', raw: undefined } });
-      }
+      // The upstream ended without a finish part: finish as "other".
+      if (this.state !== 'closed' && !finished) take({ type: 'finish', usage: EMPTY_USAGE, finishReason: { unified: 'other', raw: undefined } });
     } catch (error) {
       if (this.state === 'closed') return;
       this.close();
@@ -166,9 +170,11 @@ export class GuardedStream {
   }
 
   private onGuardError(error: unknown): void {
+    // Once the stream is closed (finished, cancelled by the client, failed upstream) the session is disposed
+    // under the guard's feet: what fails then is not the guard's failure, and nobody reads the result.
+    if (this.state === 'closed') return;
     this.failure = error;
     safeCall(this.context.onError, error, { phase: 'response', fail: this.context.fail });
-    if (this.state === 'closed') return;
     if (this.context.fail === 'open') {
       // The rest goes out unmoderated; what was held is released as is.
       this.bypass = true;
