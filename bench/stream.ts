@@ -29,7 +29,7 @@ const WORDS =
 function answer(tokens: number): string[] {
   const text = wordDeltas(Array.from({ length: tokens * 2 }, (_, i) => WORDS[i % WORDS.length]).join(' ')).join('');
   const ids = guard.tokenizeText(text).slice(0, tokens);
-  return guard.tokenBytes.spans(text, ids).map(([start, end]) => text.slice(start, end));
+  return guard.tokenBytes.spans(text, ids).flatMap(({ start, end }) => (end > start ? [text.slice(start, end)] : []));
 }
 const prompt = 'Could you describe a calm river valley in autumn, with its mills, farms and birds, for a short story I am writing?';
 

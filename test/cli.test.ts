@@ -112,7 +112,7 @@ describe('qwen3guard classify', () => {
     expect(json.prompt.probabilities.Unsafe).toBeGreaterThan(0.5);
 
     const tokens = json.response.tokens as Array<{ id: number; part: string; text: string; riskLevel: string; category: string | null }>;
-    expect(tokens.map((t) => t.text).join('')).toBe(`${ANSWER}<|im_end|>`);
+    expect(tokens.map((t) => t.text).join('')).toBe(`${ANSWER}<|im_end|>\n`);
     expect(tokens.every((t) => t.part === 'answer' && Number.isInteger(t.id))).toBe(true);
     expect(tokens.every((t) => (t.riskLevel === 'Safe') === (t.category === null))).toBe(true);
     expect(tokens.filter((t) => t.riskLevel !== 'Safe').map((t) => [t.text, t.riskLevel, t.category])).toEqual([
@@ -140,7 +140,7 @@ describe('qwen3guard classify', () => {
     const tokens = response.tokens as Array<{ part: string; text: string; riskLevel: string }>;
     const reasoningTokens = tokens.filter((t) => t.part === 'reasoning');
     expect(reasoningTokens.map((t) => t.text).join('')).toBe(reasoning);
-    expect(tokens.filter((t) => t.part === 'answer').map((t) => t.text).join('')).toBe('Sure.<|im_end|>');
+    expect(tokens.filter((t) => t.part === 'answer').map((t) => t.text).join('')).toBe('Sure.<|im_end|>\n');
     expect(tokens.findIndex((t) => t.part === 'answer')).toBe(reasoningTokens.length);
     expect(response.verdict).toMatchObject({ riskLevel: 'Controversial', category: 'Politically Sensitive Topics' });
     expect(tokens[response.verdict.tokenIndex]).toMatchObject({ part: 'reasoning', riskLevel: 'Controversial' });

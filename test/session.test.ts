@@ -78,7 +78,7 @@ describe('sessions', () => {
     const session = await guard.createSession();
     try {
       await expect(session.appendText('answer', 'x')).rejects.toThrow(/call checkPrompt\(messages\) first/);
-      await expect(session.checkPrompt([{ role: 'assistant', content: 'hi' }])).rejects.toThrow(/no user message/);
+      await expect(session.checkPrompt([])).rejects.toThrow(/non-empty array/);
       await session.checkPrompt([{ role: 'user', content: 'hi' }]);
       await expect(session.checkPrompt([{ role: 'user', content: 'hi' }])).rejects.toThrow(/checkPrompt/);
       await session.appendText('answer', 'Hello');

@@ -41,17 +41,15 @@ export function parseClassifyArgs(args: string[]): ClassifyArgs | null {
   return { model: values.model, prompt: values.prompt, response: values.response, reasoning: values.reasoning, threads, json: values.json ?? false };
 }
 
-/** The closing `<|im_end|>` scored by `end()`: it has no offsets in the given text. */
-const CLOSING_TEXT = IM_END;
 
 export interface ClassifiedToken {
   id: number;
   part: ResponsePart;
-  /** The token's slice of the text given for its part, or `<|im_end|>` for the closing token. */
+  /** The token's slice of the text given for its part, or the closing `<|im_end|>` / `\n` token's own text. */
   text: string;
   riskLevel: RiskLevel;
   category: string | null;
-  /** Offsets in the part's text; absent for the closing token. */
+  /** Offsets in the part's text; absent for the closing tokens. */
   start?: number;
   end?: number;
 }
@@ -82,7 +80,7 @@ export async function classify(args: ClassifyArgs): Promise<Classification> {
       const texts: Record<ResponsePart, string> = { reasoning: args.reasoning ?? '', answer: args.response ?? '' };
       const tokens = verdicts.map((v): ClassifiedToken => {
         const hasOffsets = v.start !== undefined && v.end !== undefined;
-        const text = hasOffsets ? texts[v.part].slice(v.start, v.end) : v.closing ? CLOSING_TEXT : guard.tokenText(v.id);
+        const text = hasOffsets ? texts[v.part].slice(v.start, v.end) : v.id === guard.specialId(IM_END) ? IM_END : guard.tokenText(v.id);
         const t: ClassifiedToken = { id: v.id, part: v.part, text, riskLevel: v.riskLevel, category: v.category };
         if (hasOffsets) Object.assign(t, { start: v.start, end: v.end });
         return t;
@@ -136,7 +134,7 @@ export function renderHuman(result: Classification, args: Pick<ClassifyArgs, 're
     const { tokens, verdict } = result.response;
     const of = (part: ResponsePart) => tokens.filter((t) => t.part === part);
     if (args.reasoning !== undefined) lines.push('<think>', renderPart(args.reasoning, of('reasoning'), colour), '</think>');
-    // The closing token shows only when it carries a label.
+    // The closing tokens show only when they carry a label.
     const closing = tokens.filter((t) => t.start === undefined && t.riskLevel !== 'Safe').map((t) => token(t.text, t.riskLevel, colour));
     lines.push(renderPart(args.response ?? '', of('answer'), colour) + closing.join(''));
     lines.push(

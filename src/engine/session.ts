@@ -5,6 +5,7 @@ import { headFromPre, labelsFromFolded, pairIds, readPairs, readRows, type HeadR
 import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from './template.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from './types.js';
 import { normalizeNfc } from '../shared/nfc.js';
+import { validateMessages, validatePart, validateText, validateTokenIds } from './input-validation.js';
 
 /** A token to evaluate; `scored` ones get a verdict. */
 interface Item {
@@ -13,6 +14,8 @@ interface Item {
   part?: ResponsePart;
   start?: number;
   end?: number;
+  /** One of the closing `<|im_end|>\n` tokens (no text). */
+  closing?: true;
 }
 
 type Phase = 'new' | 'prompted' | ResponsePart | 'ended' | 'disposed';
@@ -100,6 +103,7 @@ export class GuardSession {
    */
   checkPrompt(messages: readonly GuardMessage[]): Promise<PromptVerdict> {
     return this.serial(async () => {
+      validateMessages(messages);
       this.expectPhase(['new'], 'checkPrompt');
       const normalized = messages.map((m) => ({ ...m, content: m.content.normalize('NFC'), reasoning: m.reasoning?.normalize('NFC') }));
       const { pieces, verdictPiece } = renderConversation(normalized);
@@ -129,6 +133,8 @@ export class GuardSession {
    */
   appendText(part: ResponsePart, text: string, options: { final?: boolean } = {}): Promise<TokenVerdict[]> {
     return this.serial(async () => {
+      validatePart(part, 'appendText');
+      validateText(text, 'appendText');
       const items = this.openPart(part);
       const state = this.parts[part];
       let raw = text;
@@ -146,12 +152,15 @@ export class GuardSession {
       const segment = prefix + content + suffix;
       const ids = this.guard.tokenizeText(segment);
       const spans = this.guard.tokenBytes.spans(segment, ids);
+      // Bytes, not characters, decide what is scored: every byte token of a split character is content,
+      // wherever the chunk ends (prefix and suffix are ASCII, one byte per character).
+      const contentBytes = [prefix.length, prefix.length + Buffer.byteLength(content, 'utf8')];
       ids.forEach((id, k) => {
-        const [s, e] = spans[k];
+        const { byteStart, byteEnd, start, end } = spans[k];
         // Tokens made only of template text are scaffold; a token straddling into the content is scored.
-        const scored = e > prefix.length && s < prefix.length + content.length;
+        const scored = byteEnd > contentBytes[0] && byteStart < contentBytes[1];
         const toPart = (x: number) => state.consumed + toOriginal[Math.min(content.length, Math.max(0, x - prefix.length))];
-        items.push(scored ? { id, scored, part, start: toPart(s), end: toPart(e) } : { id, scored });
+        items.push(scored ? { id, scored, part, start: toPart(start), end: toPart(end) } : { id, scored });
       });
       state.consumed += raw.length;
       if (options.final && part === 'reasoning') {
@@ -166,6 +175,8 @@ export class GuardSession {
   /** Appends response token ids (for an upstream that shares the Qwen3 tokenizer): every id is scored. */
   appendTokens(part: ResponsePart, ids: readonly number[]): Promise<TokenVerdict[]> {
     return this.serial(async () => {
+      validatePart(part, 'appendTokens');
+      validateTokenIds(ids, this.guard.layout.vocabSize, 'appendTokens');
       const items = this.openPart(part);
       const state = this.parts[part];
       if (!state.started && ids.length) {
@@ -179,16 +190,17 @@ export class GuardSession {
   }
 
   /**
-   * Ends the response: evaluates the closing `<|im_end|>` as the last scored token (the official evaluation
-   * scores it too), which settles the debounce of the final content token. Returns its verdict.
+   * Ends the response: evaluates the closing `<|im_end|>\n` as the last scored tokens. The official evaluation
+   * (eval/eval_stream.py) scores every position to the end of the rendered conversation, which ends with that
+   * pair, so it settles the debounce of the final content token and can itself complete a run. Returns their
+   * verdicts (marked `closing`).
    */
   end(): Promise<TokenVerdict[]> {
     return this.serial(async () => {
       const items = this.openPart('answer');
       if (!this.parts.answer.started) items.push(...this.scaffold([{ text: RESPONSE_TEMPLATE.answerPrefix }]));
-      items.push({ id: this.guard.specialId(IM_END), scored: true, part: 'answer' });
+      for (const id of [this.guard.specialId(IM_END), ...this.guard.tokenizeText(RESPONSE_TEMPLATE.closing)]) items.push({ id, scored: true, part: 'answer', closing: true });
       const verdicts = await this.score(items);
-      for (const verdict of verdicts) if (verdict.id === this.guard.specialId(IM_END)) verdict.closing = true;
       this.phase = 'ended';
       return verdicts;
     });
@@ -281,6 +293,7 @@ export class GuardSession {
       };
       if (head.probabilities) verdict.probabilities = head.probabilities;
       if (item.start !== undefined) Object.assign(verdict, { start: item.start, end: item.end });
+      if (item.closing) verdict.closing = true;
       verdicts.push(verdict);
     });
     this.guard.stats.scoredTokens += verdicts.length;

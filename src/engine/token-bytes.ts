@@ -41,33 +41,41 @@ export class TokenBytes {
   }
 
   /**
-   * UTF-16 [start, end) spans of `ids` within `text`, which they tokenize. A token that ends inside a
-   * character extends to the character's end; one that starts inside a character starts after it.
+   * Where each of `ids` (which tokenize `text`) sits in it: UTF-8 bytes [byteStart, byteEnd), and UTF-16
+   * [start, end) for release. Character spans are contiguous and each character belongs to the token holding
+   * its last byte, so a character split over several byte tokens is released with the last of them; the
+   * tokens before it get an empty span at the character's start (they still gate its release).
    */
-  spans(text: string, ids: readonly number[]): Array<[number, number]> {
-    // UTF-16 offset of each UTF-8 byte boundary.
+  spans(text: string, ids: readonly number[]): TokenSpan[] {
+    // UTF-16 offset at each UTF-8 byte, rounded down to the character's start.
     const encoded = Buffer.from(text, 'utf8');
     const offsetAtByte = new Int32Array(encoded.length + 1);
     let byte = 0;
     let offset = 0;
     for (const ch of text) {
       const width = Buffer.byteLength(ch, 'utf8');
-      for (let k = 0; k < width; k++) offsetAtByte[byte + k] = k === 0 ? offset : -1;
+      offsetAtByte.fill(offset, byte, byte + width);
       byte += width;
       offset += ch.length;
     }
     offsetAtByte[encoded.length] = offset;
-    const roundUp = (b: number) => {
-      while (offsetAtByte[b] < 0) b++;
-      return offsetAtByte[b];
-    };
-    const spans: Array<[number, number]> = [];
+    const spans: TokenSpan[] = [];
     let at = 0;
+    let charAt = 0;
     for (const id of ids) {
       const next = Math.min(encoded.length, at + this.bytes(id).length);
-      spans.push([roundUp(at), roundUp(next)]);
+      const end = offsetAtByte[next];
+      spans.push({ byteStart: at, byteEnd: next, start: charAt, end });
       at = next;
+      charAt = end;
     }
     return spans;
   }
+}
+
+export interface TokenSpan {
+  byteStart: number;
+  byteEnd: number;
+  start: number;
+  end: number;
 }

@@ -35,7 +35,7 @@ export interface TokenVerdict {
   category: string | null;
   /** Exact probabilities of the three levels, when the guard was loaded with `responseProbabilities`. */
   probabilities?: RiskProbabilities;
-  /** The closing `<|im_end|>` scored by `end()` (it covers no text). */
+  /** One of the closing `<|im_end|>\n` tokens scored by `end()` (they cover no text). */
   closing?: true;
   /** UTF-16 offsets [start, end) in the text given to `appendText` for this part (text input only). */
   start?: number;

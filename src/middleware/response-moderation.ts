@@ -111,24 +111,36 @@ export class ResponseModeration {
 
   /**
    * The decided stretches of `part` in [from, to): released text is contiguous from the start, so this stops
-   * at the first held or stopped token, or at text the guard has not labelled yet.
+   * at the first held or stopped token, or at text the guard has not labelled yet. A token with an empty span
+   * (the first byte tokens of a character split over several) gates the character that its last byte token
+   * releases: held or stopped, it stops the release there; masked, the character goes with its mask.
    */
   segments(part: ResponsePart, from: number, to: number): TextSegment[] {
     const out: TextSegment[] = [];
     let at = from;
+    /** A masked empty-span token before the next character: that character is part of its span. */
+    let maskedCarry: TrackedToken | null = null;
     const tokens = this.partTokens[part];
-    for (let i = this.firstTokenEndingAfter(tokens, from); i < tokens.length; i++) {
+    for (let i = this.firstTokenEndingAtOrAfter(tokens, from); i < tokens.length; i++) {
       const token = tokens[i];
       const { start = 0, end = 0 } = token.verdict;
-      if (end <= at) continue;
       if (at >= to) break;
+      const empty = start === end;
+      // Text already behind `at` was released with its tokens; an empty span at `at` still gates what follows.
+      if (end < at || (end === at && !empty)) continue;
       if (token.status === 'held' || token.status === 'stopped') return out;
+      if (empty) {
+        if (token.status === 'masked') maskedCarry ??= token;
+        continue;
+      }
       // Text between tokens (newlines the template strips) goes with the token after it.
       const segEnd = Math.min(end, to);
-      if (token.status === 'masked') {
-        const mask = start >= at && this.isSpanStart(token) ? this.maskFor(token) : undefined;
+      if (token.status === 'masked' || maskedCarry) {
+        const first = maskedCarry ?? token;
+        const mask = (maskedCarry ? maskedCarry.verdict.start! : start) >= at && this.isSpanStart(first) ? this.maskFor(first) : undefined;
         out.push({ start: at, end: segEnd, status: 'masked', ...(mask !== undefined ? { mask } : {}) });
       } else out.push({ start: at, end: segEnd, status: 'pass' });
+      maskedCarry = null;
       at = segEnd;
     }
     // Text after the last token: decided only once the response finished unstopped (stripped newlines).
@@ -150,13 +162,13 @@ export class ResponseModeration {
     return { text, upTo };
   }
 
-  /** Binary search: index of the first token whose text ends after `offset` (tokens are in text order). */
-  private firstTokenEndingAfter(tokens: TrackedToken[], offset: number): number {
+  /** Binary search: index of the first token whose text ends at or after `offset` (tokens are in text order). */
+  private firstTokenEndingAtOrAfter(tokens: TrackedToken[], offset: number): number {
     let lo = 0;
     let hi = tokens.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if ((tokens[mid].verdict.end ?? Infinity) <= offset) lo = mid + 1;
+      if ((tokens[mid].verdict.end ?? Infinity) < offset) lo = mid + 1;
       else hi = mid;
     }
     return lo;
