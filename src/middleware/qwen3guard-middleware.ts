@@ -7,7 +7,7 @@ import { parseOptions } from '../shared/validation.js';
 import { blockedResult, moderateGenerated } from './guard-generate.js';
 import { GuardLoader, type RetryOptions } from './guard-loader.js';
 import { GuardedStream } from './guarded-stream.js';
-import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions, type ResolvedMiddlewareOptions } from './options.js';
+import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions } from './options.js';
 import { blocksRequest, checkPrompt, safeCall, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
 import { toGuardMessages } from './prompt-messages.js';
 import { LruCache } from './verdict-cache.js';
@@ -17,6 +17,7 @@ import { LruCache } from './verdict-cache.js';
  * call unless `prompt.waitForVerdict`), the response is classified token by token as it streams, and the
  * policy lets it through, holds it, redacts, rewrites or aborts it. Works with `wrapLanguageModel` for both
  * `streamText` and `generateText`; per-request overrides come through `providerOptions.qwen3guard`.
+ * `internal` is not public API: tests set the load-retry clock and delays through it.
  */
 export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, internal: { retry?: RetryOptions } = {}): LanguageModelV4Middleware {
   const resolved = parseOptions(middlewareOptionsSchema, options, 'qwen3GuardMiddleware');
