@@ -178,7 +178,7 @@ describe('qwen3guard classify', () => {
     await writeFile(bogus, 'not a model');
     const result = await cli(['classify', '--model', bogus, '--prompt', 'Hello']);
     expect(result.code).toBe(1);
-    expect(result.stderr.startsWith(`qwen3guard classify: guard.modelPath: ${bogus} could not be loaded as a GGUF`)).toBe(true);
+    expect(result.stderr.startsWith(`qwen3guard classify: guard.modelPath: ${bogus} is not a GGUF file`)).toBe(true);
   });
 
   it('rejects a bad --threads before loading the model', async () => {

@@ -269,12 +269,13 @@ describe('requests, callbacks and failures', () => {
     const blocked = await stream(closed, { answer: [SAFE] });
     expect(blocked.text).toBe("I can't help with that request.");
     expect(blocked.finishReason).toBe('content-filter');
-    expect(blocked.metadata.error).toMatch(/does not exist/);
+    expect(blocked.metadata.error).toEqual({ code: 'guard-load-failed' });
+    expect(String(errors[0])).toMatch(/does not exist/);
     expect(errors).toHaveLength(1);
     const open = qwen3GuardMiddleware({ modelPath: '/nonexistent/guard.gguf', fail: 'open' }) as LanguageModelMiddleware;
     const passed = await stream(open, { answer: split(BOMB, 4) });
     expect(passed.text).toBe(BOMB);
-    expect(passed.metadata.error).toMatch(/does not exist/);
+    expect(passed.metadata.error).toEqual({ code: 'guard-load-failed' });
   });
 
   it('a client abort cancels the upstream and frees the guard session', async () => {

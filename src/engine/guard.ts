@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp';
 import type { GuardLayout } from '../format/guard-metadata.js';
 import { parseOptions } from '../shared/validation.js';
 import { GuardModelError, readGuardLayout } from './guard-layout.js';
+import { checkGgufFile, printable, requireBackend } from './load-checks.js';
 import { guardOptionsSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { GuardSession } from './session.js';
 import { SPECIAL_MARKERS, type Piece } from './template.js';
@@ -73,13 +73,11 @@ export class Qwen3Guard {
   /** Loads a GGUF made by `qwen3guard convert`. Options are validated first; see `GuardOptions`. */
   static async load(options: GuardOptions): Promise<Qwen3Guard> {
     const resolved = parseOptions(guardOptionsSchema, options, 'guard');
-    if (!existsSync(resolved.modelPath)) {
-      throw new GuardModelError(`guard.modelPath: ${resolved.modelPath} does not exist. Convert a checkpoint with: qwen3guard convert <checkpoint-dir> -o model.gguf`);
-    }
-    const llama = await sharedLlama(resolved);
+    checkGgufFile(resolved.modelPath);
+    const llama = await requireBackend(resolved.gpu, sharedLlama(resolved));
     const threads = resolved.threads ?? llama.cpuMathCores;
     const model = await llama.loadModel({ modelPath: resolved.modelPath }).catch((error: unknown) => {
-      throw new GuardModelError(`guard.modelPath: ${resolved.modelPath} could not be loaded as a GGUF (${(error as Error).message})`);
+      throw new GuardModelError(`guard.modelPath: ${resolved.modelPath} could not be loaded as a GGUF (${printable(error)})`);
     });
     try {
       const layout = readGuardLayout(model.fileInfo.metadata, resolved.modelPath);

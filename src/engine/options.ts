@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { expected, listOf } from '../shared/validation.js';
+
+export const GPU_CHOICES = ['auto', false, 'cuda', 'vulkan', 'metal'] as const;
 
 /** Options of `Qwen3Guard.load`, validated when the guard is loaded. */
 export const guardOptionsSchema = z
@@ -8,7 +11,7 @@ export const guardOptionsSchema = z
     /** CPU threads for evaluation; defaults to the machine's math cores (node-llama-cpp's own default oversubscribes small machines). */
     threads: z.number().int().positive().optional(),
     /** 'auto' picks a GPU backend when one is usable, false forces the CPU. */
-    gpu: z.union([z.literal('auto'), z.literal(false), z.enum(['cuda', 'vulkan', 'metal'])]).default('auto'),
+    gpu: z.union([z.literal('auto'), z.literal(false), z.enum(['cuda', 'vulkan', 'metal'])], { error: expected(listOf(GPU_CHOICES)) }).default('auto'),
     /** KV cells per conversation. Longer conversations drop their oldest tokens (never the first). */
     contextSize: z.number().int().min(64).max(131072).default(4096),
     /** Conversations classified at once; each holds `contextSize` KV cells. Further sessions wait for a free one. */

@@ -7,7 +7,7 @@ export const RISK_LEVELS: readonly RiskLevel[] = ['Safe', 'Unsafe', 'Controversi
  * take precedence; these are used only where a map is absent.
  */
 export const DEFAULT_RISK_LABELS: readonly string[] = ['Safe', 'Unsafe', 'Controversial'];
-export const DEFAULT_RESPONSE_CATEGORIES: readonly string[] = [
+export const RESPONSE_CATEGORIES = [
   'Violent',
   'Sexual Content or Sexual Acts',
   'Suicide & Self-Harm',
@@ -16,8 +16,13 @@ export const DEFAULT_RESPONSE_CATEGORIES: readonly string[] = [
   'Copyright Violation',
   'Non-violent Illegal Acts',
   'Unethical Acts',
-];
-export const DEFAULT_QUERY_CATEGORIES: readonly string[] = [...DEFAULT_RESPONSE_CATEGORIES, 'Jailbreak'];
+] as const;
+/** Prompt (query head) categories: the response ones and Jailbreak. */
+export const PROMPT_CATEGORIES = [...RESPONSE_CATEGORIES, 'Jailbreak'] as const;
+export type ResponseCategory = (typeof RESPONSE_CATEGORIES)[number];
+export type PromptCategory = (typeof PROMPT_CATEGORIES)[number];
+export const DEFAULT_RESPONSE_CATEGORIES: readonly string[] = RESPONSE_CATEGORIES;
+export const DEFAULT_QUERY_CATEGORIES: readonly string[] = PROMPT_CATEGORIES;
 
 export function isRiskLevel(label: string): label is RiskLevel {
   return (RISK_LEVELS as readonly string[]).includes(label);

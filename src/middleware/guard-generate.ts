@@ -11,13 +11,13 @@ import { ResponseModeration } from './response-moderation.js';
 const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
 
 /** The generate result for a blocked prompt: the refusal (rewrite) or nothing (abort). */
-export function blockedResult(check: PromptCheck, refusal: string, release: ResolvedResponsePolicy['release']): LanguageModelV4GenerateResult {
+export function blockedResult(check: PromptCheck, refusal: string, policy: ResolvedResponsePolicy): LanguageModelV4GenerateResult {
   const content: LanguageModelV4Content[] = check.action === 'rewrite' && refusal ? [{ type: 'text', text: refusal }] : [];
   return {
     content,
     finishReason: CONTENT_FILTER,
     usage: EMPTY_USAGE,
-    providerMetadata: { qwen3guard: guardMetadata({ check, moderation: null, release, leakedChars: 0 }) },
+    providerMetadata: { qwen3guard: guardMetadata({ check, moderation: null, policy, leakedChars: 0 }) },
     warnings: [],
   };
 }
@@ -31,7 +31,7 @@ export async function moderateGenerated(context: ModerationContext, check: Promp
   const { policy } = context;
   let failure: unknown;
   if (!check.session) {
-    return { ...result, providerMetadata: { ...result.providerMetadata, qwen3guard: guardMetadata({ check, moderation: null, release: policy.release, leakedChars: 0 }) } };
+    return { ...result, providerMetadata: { ...result.providerMetadata, qwen3guard: guardMetadata({ check, moderation: null, policy, leakedChars: 0 }) } };
   }
   const moderation = new ResponseModeration(check.session, policy, {
     onChange: () => undefined,
@@ -94,7 +94,7 @@ export async function moderateGenerated(context: ModerationContext, check: Promp
 
   function withMetadata(base: LanguageModelV4GenerateResult, content: LanguageModelV4Content[], finishReason: LanguageModelV4GenerateResult['finishReason']): LanguageModelV4GenerateResult {
     safeCall(context.onResponseVerdict, verdictInfo(moderation, context.startedAt));
-    const qwen3guard = guardMetadata({ check, moderation, release: policy.release, leakedChars: 0, error: failure });
+    const qwen3guard = guardMetadata({ check, moderation, policy, leakedChars: 0, error: failure });
     return { ...base, content, finishReason, providerMetadata: { ...base.providerMetadata, qwen3guard } };
   }
 }

@@ -234,7 +234,7 @@ export class GuardedStream {
 
   private finishWith(finishReason: FinishPart['finishReason'], usage: LanguageModelV4Usage, providerMetadata: FinishPart['providerMetadata']): void {
     if (this.state === 'closed') return;
-    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, release: this.context.policy.release, leakedChars: this.leaked, error: this.failure });
+    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure });
     this.controller.enqueue({ type: 'finish', finishReason, usage, providerMetadata: { ...providerMetadata, qwen3guard: metadata } });
     if (this.moderation) safeCall(this.context.onResponseVerdict, verdictInfo(this.moderation, this.context.startedAt));
     this.close();

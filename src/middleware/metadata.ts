@@ -1,6 +1,8 @@
 import type { JSONObject, JSONValue } from '@ai-sdk/provider';
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
+import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
+import { isLoadFailure } from './guard-loader.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import type { ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
 import type { PromptCheck } from './prompt-check.js';
@@ -52,13 +54,24 @@ const round = (x: number) => Math.round(x * 10) / 10;
 export interface MetadataInput {
   check: PromptCheck | null;
   moderation: ResponseModeration | null;
-  release: 'hold' | 'optimistic';
+  policy: Pick<ResolvedResponsePolicy, 'release' | 'failures'>;
   leakedChars: number;
   error?: unknown;
 }
 
+/**
+ * What `providerMetadata.qwen3guard.error.code` says went wrong. Metadata reaches browsers: it names the kind of
+ * failure, never the error's text (server paths, internals); `onError` gets the error itself.
+ */
+export type GuardErrorCode = 'guard-load-failed' | 'guard-failed' | 'policy-function-failed';
+
+function errorCode(failure: unknown, policyFailed: boolean): GuardErrorCode | null {
+  if (failure !== undefined) return isLoadFailure(failure) ? 'guard-load-failed' : 'guard-failed';
+  return policyFailed ? 'policy-function-failed' : null;
+}
+
 /** `providerMetadata.qwen3guard` of the finish part: what the guard decided and did, JSON only. */
-export function guardMetadata({ check, moderation, release, leakedChars, error }: MetadataInput): JSONObject {
+export function guardMetadata({ check, moderation, policy, leakedChars, error }: MetadataInput): JSONObject {
   const { decision, action } = summarize(moderation);
   const verdict = check?.verdict;
   const tokens = moderation?.tracker.tokens ?? [];
@@ -97,9 +110,10 @@ export function guardMetadata({ check, moderation, release, leakedChars, error }
     })),
     tokens: { scored: tokens.length, heldMax: moderation?.heldTokensMax ?? 0 },
     guardLagMs: lags.length ? { p50: round(percentile(lags, 0.5)), p95: round(percentile(lags, 0.95)), max: round(Math.max(...lags)) } : null,
-    release,
+    release: policy.release,
     leakedChars,
   };
-  if (failure !== undefined) metadata.error = failure instanceof Error ? failure.message : String(failure);
+  const code = errorCode(failure, policy.failures.failed);
+  if (code) metadata.error = { code };
   return metadata;
 }

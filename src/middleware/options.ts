@@ -3,8 +3,8 @@ import { Qwen3Guard } from '../engine/guard.js';
 import { guardOptionsSchema } from '../engine/options.js';
 import type { ResponseDecision } from '../engine/decision.js';
 import type { PromptVerdict, ResponsePart, RiskLevel } from '../engine/types.js';
-import { promptPolicySchema, responsePolicySchema, type Action } from '../policy/schema.js';
-import type { ResolvedResponsePolicy } from '../policy/resolve.js';
+import { promptPolicySchema, responsePolicySchema, type Action, type PromptPolicyInput, type ResponsePolicyInput } from '../policy/schema.js';
+import type { PolicyFunction, ResolvedResponsePolicy } from '../policy/resolve.js';
 
 export interface PromptVerdictInfo {
   verdict: PromptVerdict;
@@ -38,8 +38,15 @@ export interface ResponseVerdictInfo {
   latencyMs: number;
 }
 
+/**
+ * Where an `onError` error came from. load: the guard could not be loaded (each request that fails for it);
+ * prompt, response: the guard failed on this request; policy: the app's `function` (refusal, replacement,
+ * mask) threw or returned something other than a string, and the default text was used.
+ */
 export interface GuardErrorInfo {
-  phase: 'load' | 'prompt' | 'response';
+  phase: 'load' | 'prompt' | 'response' | 'policy';
+  /** With phase 'policy': which of the app's functions failed. */
+  function?: PolicyFunction;
   fail: 'closed' | 'open';
 }
 
@@ -90,5 +97,8 @@ export const middlewareOptionsSchema = z
     path: ['guardOptions'],
   });
 
-export type Qwen3GuardMiddlewareOptions = z.input<typeof middlewareOptionsSchema>;
+export type Qwen3GuardMiddlewareOptions = Omit<z.input<typeof middlewareOptionsSchema>, 'prompt' | 'response'> & {
+  prompt?: PromptPolicyInput;
+  response?: ResponsePolicyInput;
+};
 export type ResolvedMiddlewareOptions = z.output<typeof middlewareOptionsSchema>;

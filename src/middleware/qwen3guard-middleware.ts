@@ -1,53 +1,47 @@
 import type { LanguageModelV4, LanguageModelV4CallOptions, LanguageModelV4Middleware } from '@ai-sdk/provider';
-import { Qwen3Guard } from '../engine/guard.js';
 import type { PromptVerdict } from '../engine/types.js';
-import { resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
+import { checkCategories } from '../policy/categories.js';
+import { PolicyFailures, resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
 import { requestOverrideSchema } from '../policy/schema.js';
 import { parseOptions } from '../shared/validation.js';
 import { blockedResult, moderateGenerated } from './guard-generate.js';
+import { GuardLoader, type RetryOptions } from './guard-loader.js';
 import { GuardedStream } from './guarded-stream.js';
-import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions, type ResolvedMiddlewareOptions } from './options.js';
-import { blocksRequest, checkPrompt, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
+import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions } from './options.js';
+import { blocksRequest, checkPrompt, safeCall, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
 import { toGuardMessages } from './prompt-messages.js';
 import { LruCache } from './verdict-cache.js';
-
-/** The guard, loaded once: given, or from `modelPath` on first use (a failed load is retried by the next request). */
-function guardLoader(options: ResolvedMiddlewareOptions): () => Promise<Qwen3Guard> {
-  if (options.guard) {
-    const guard = Promise.resolve(options.guard);
-    return () => guard;
-  }
-  let loading: Promise<Qwen3Guard> | null = null;
-  return () => {
-    loading ??= Qwen3Guard.load({ ...options.guardOptions, modelPath: options.modelPath! }).catch((error: unknown) => {
-      loading = null;
-      throw error;
-    });
-    return loading;
-  };
-}
 
 /**
  * Runs Qwen3Guard-Stream alongside any language model: the prompt is checked (in parallel with the upstream
  * call unless `prompt.waitForVerdict`), the response is classified token by token as it streams, and the
  * policy lets it through, holds it, redacts, rewrites or aborts it. Works with `wrapLanguageModel` for both
  * `streamText` and `generateText`; per-request overrides come through `providerOptions.qwen3guard`.
+ * `internal` is not public API: tests set the load-retry clock and delays through it.
  */
-export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions): LanguageModelV4Middleware {
+export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, internal: { retry?: RetryOptions } = {}): LanguageModelV4Middleware {
   const resolved = parseOptions(middlewareOptionsSchema, options, 'qwen3GuardMiddleware');
   // Validate the policies now, not deep in a stream: a replacement function and the like are checked here.
   resolvePromptPolicy(resolved.prompt);
   resolveResponsePolicy(resolved.response);
-  const guard = guardLoader(resolved);
+  // A loaded guard's category names are checked here too; a promise's or a modelPath's when it loads.
+  const loader = new GuardLoader(resolved, internal.retry);
+  const guard = () => loader.get();
   const cache = new LruCache<PromptVerdict>(resolved.promptCacheSize);
 
   /** Everything one request needs: the merged policy and a prompt check already running. */
-  function setup(params: LanguageModelV4CallOptions) {
+  async function setup(params: LanguageModelV4CallOptions) {
     const override = parseOptions(requestOverrideSchema, params.providerOptions?.qwen3guard ?? {}, 'providerOptions.qwen3guard');
     if (override.enabled === false) return null;
-    const promptPolicy = resolvePromptPolicy(resolved.prompt, override.prompt);
-    const responsePolicy = resolveResponsePolicy(resolved.response, override.response);
+    if (override.prompt?.categories || override.response?.categories) {
+      // Checked against the guard's labels (a guard that fails to load is reported by the prompt check).
+      const known = loader.loaded ?? (await loader.get().catch(() => null));
+      if (known) checkCategories(known.layout, override, 'providerOptions.qwen3guard.');
+    }
     const fail = override.fail ?? resolved.fail;
+    const failures = new PolicyFailures((error, fn) => safeCall(resolved.onError, error, { phase: 'policy', function: fn, fail }));
+    const promptPolicy = resolvePromptPolicy(resolved.prompt, override.prompt, failures);
+    const responsePolicy = resolveResponsePolicy(resolved.response, override.response, failures);
     const startedAt = performance.now();
     const abort = new AbortController();
     const signal = params.abortSignal ? AbortSignal.any([params.abortSignal, abort.signal]) : abort.signal;
@@ -59,7 +53,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions): Lang
   }
 
   /** Calls the upstream with our abort signal; with a blocked prompt, it is never called or is cancelled. */
-  async function upstream<T>(request: NonNullable<ReturnType<typeof setup>>, call: () => PromiseLike<T>): Promise<{ result: T } | { blocked: PromptCheck }> {
+  async function upstream<T>(request: NonNullable<Awaited<ReturnType<typeof setup>>>, call: () => PromiseLike<T>): Promise<{ result: T } | { blocked: PromptCheck }> {
     if (request.promptPolicy.waitForVerdict) {
       const check = await request.check;
       if (blocksRequest(check)) return { blocked: check };
@@ -80,7 +74,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions): Lang
     specificationVersion: 'v4',
 
     async wrapStream({ doStream, params, model }) {
-      const request = setup(params);
+      const request = await setup(params);
       if (!request) return doStream();
       const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: request.signal }));
       if ('blocked' in outcome) {
@@ -102,13 +96,13 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions): Lang
     },
 
     async wrapGenerate({ doGenerate, params, model }) {
-      const request = setup(params);
+      const request = await setup(params);
       if (!request) return doGenerate();
       const outcome = await upstream(request, () => (model as LanguageModelV4).doGenerate({ ...params, abortSignal: request.signal }));
       const check = 'blocked' in outcome ? outcome.blocked : await request.check;
       if ('blocked' in outcome || blocksRequest(check)) {
         await check.session?.dispose().catch(() => undefined);
-        return blockedResult(check, check.action === 'rewrite' ? request.refusal(check) : '', request.responsePolicy.release);
+        return blockedResult(check, check.action === 'rewrite' ? request.refusal(check) : '', request.responsePolicy);
       }
       return moderateGenerated({ policy: request.responsePolicy, fail: request.fail, startedAt: request.startedAt, ...request.callbacks }, check, outcome.result);
     },

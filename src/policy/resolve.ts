@@ -1,8 +1,30 @@
 import type { PromptVerdict, RiskLevel } from '../engine/types.js';
+import { describeValue } from '../shared/validation.js';
 import type { Action, FlaggedSpan, PromptPolicyInput, ResponsePolicyInput } from './schema.js';
 
 export type { FlaggedSpan };
 
+/** The app's functions a policy calls. */
+export type PolicyFunction = 'refusal' | 'replacement' | 'mask';
+
+/**
+ * Failures of the app's policy functions during one request, shared by its prompt and response policy: each
+ * function's first failure is reported, and the metadata says that one happened.
+ */
+export class PolicyFailures {
+  private readonly reported = new Set<PolicyFunction>();
+  constructor(private readonly report: (error: unknown, fn: PolicyFunction) => void = () => undefined) {}
+
+  get failed(): boolean {
+    return this.reported.size > 0;
+  }
+
+  add(error: unknown, fn: PolicyFunction): void {
+    if (this.reported.has(fn)) return;
+    this.reported.add(fn);
+    this.report(error, fn);
+  }
+}
 
 interface RiskPolicy {
   mode: 'strict' | 'loose';
@@ -15,6 +37,7 @@ export interface ResolvedPromptPolicy extends RiskPolicy {
   /** The verdict is null when the guard failed and the request fails closed. */
   refusal: (verdict: PromptVerdict | null) => string;
   includeSystem: boolean;
+  failures: PolicyFailures;
 }
 
 export interface ResolvedResponsePolicy extends RiskPolicy {
@@ -24,6 +47,7 @@ export interface ResolvedResponsePolicy extends RiskPolicy {
   mask: (span: FlaggedSpan) => string;
   reasoning: boolean;
   toolInput: boolean;
+  failures: PolicyFailures;
 }
 
 export const DEFAULT_REFUSAL = "I can't help with that request.";
@@ -35,37 +59,62 @@ const defaultReplacement = (span: FlaggedSpan) => (span.part === 'answer' && spa
 /** The default mask keeps the span's leading space, so words stay apart. */
 const defaultMask = (span: FlaggedSpan) => (/^\s*/.exec(span.text)?.[0] ?? '') + DEFAULT_MASK;
 
-const asFunction = <T>(value: string | ((arg: T) => string) | undefined, fallback: string | ((arg: T) => string)) =>
-  typeof value === 'function' ? (value as (arg: T) => string) : value !== undefined ? () => value : typeof fallback === 'function' ? fallback : () => fallback;
+/**
+ * A text option as a function. The app's function is called as a callback is: if it throws or returns
+ * anything but a string, the failure is reported and the default text (with its formatting) stands in.
+ */
+function asFunction<T>(name: PolicyFunction, value: unknown, fallback: (arg: T) => string, failures: PolicyFailures): (arg: T) => string {
+  if (typeof value === 'string') return () => value;
+  if (typeof value !== 'function') return fallback;
+  const where = name === 'refusal' ? 'prompt.refusal' : `response.${name}`;
+  return (arg) => {
+    let text: unknown;
+    try {
+      text = (value as (arg: T) => unknown)(arg);
+    } catch (error) {
+      failures.add(error, name);
+      return fallback(arg);
+    }
+    if (typeof text === 'string') return text;
+    // An async function's promise is not awaited (the text is needed now); its rejection must not go unhandled.
+    if (text instanceof Promise) text.catch(() => undefined);
+    failures.add(new TypeError(`${where} returned ${describeValue(text)}, expected a string (the default text was used)`), name);
+    return fallback(arg);
+  };
+}
 
 function riskPolicy(base: PromptPolicyInput | ResponsePolicyInput = {}, override: PromptPolicyInput | ResponsePolicyInput = {}): RiskPolicy {
   return {
     mode: override.mode ?? base.mode ?? 'strict',
     actions: { Unsafe: 'rewrite', ...base.actions, ...override.actions } as RiskPolicy['actions'],
-    categories: { ...base.categories, ...override.categories },
+    // Names are checked against the guard's labels elsewhere (checkCategories); undefined entries read as unset.
+    categories: { ...base.categories, ...override.categories } as Record<string, Action>,
   };
 }
 
-export function resolvePromptPolicy(base?: PromptPolicyInput, override?: PromptPolicyInput): ResolvedPromptPolicy {
+/** `failures` collects the request's policy-function failures (one per request, shared with its response policy). */
+export function resolvePromptPolicy(base?: PromptPolicyInput, override?: PromptPolicyInput, failures = new PolicyFailures()): ResolvedPromptPolicy {
   const merged = { ...base, ...override };
   return {
     ...riskPolicy(base, override),
     waitForVerdict: merged.waitForVerdict ?? false,
-    refusal: asFunction<PromptVerdict | null>(merged.refusal as never, DEFAULT_REFUSAL),
+    refusal: asFunction<PromptVerdict | null>('refusal', merged.refusal, () => DEFAULT_REFUSAL, failures),
     includeSystem: merged.includeSystem ?? false,
+    failures,
   };
 }
 
-export function resolveResponsePolicy(base?: ResponsePolicyInput, override?: ResponsePolicyInput): ResolvedResponsePolicy {
+export function resolveResponsePolicy(base?: ResponsePolicyInput, override?: ResponsePolicyInput, failures = new PolicyFailures()): ResolvedResponsePolicy {
   const merged = { ...base, ...override };
   return {
     ...riskPolicy(base, override),
     debounce: merged.debounce ?? 2,
     release: merged.release ?? 'hold',
-    replacement: asFunction<FlaggedSpan>(merged.replacement as never, defaultReplacement),
-    mask: asFunction<FlaggedSpan>(merged.mask as never, defaultMask),
+    replacement: asFunction<FlaggedSpan>('replacement', merged.replacement, defaultReplacement, failures),
+    mask: asFunction<FlaggedSpan>('mask', merged.mask, defaultMask, failures),
     reasoning: merged.reasoning ?? true,
     toolInput: merged.toolInput ?? false,
+    failures,
   };
 }
 

@@ -1,4 +1,6 @@
 import type { PromptVerdict, RiskLevel } from '../engine/types.js';
+import type { PromptCategory, ResponseCategory } from '../format/labels.js';
+import { expected } from '../shared/validation.js';
 import { z } from 'zod';
 
 /**
@@ -33,7 +35,7 @@ export interface FlaggedSpan {
 
 /** Text produced from a verdict: a fixed string or a function of the verdict. */
 const textOrFunction = <A>() =>
-  z.union([z.string(), z.custom<(arg: A) => string>((v) => typeof v === 'function', { message: 'expected a string or a function returning a string' })]);
+  z.union([z.string(), z.custom<(arg: A) => string>((v) => typeof v === 'function')], { error: expected('a string or a function returning a string') });
 
 const riskActions = (a: typeof action | typeof promptAction) =>
   z.object({ Unsafe: a.optional(), Controversial: a.optional() }).strict();
@@ -89,6 +91,17 @@ export const requestOverrideSchema = z
   })
   .strict();
 
-export type PromptPolicyInput = z.input<typeof promptPolicySchema>;
-export type ResponsePolicyInput = z.input<typeof responsePolicySchema>;
-export type RequestOverride = z.input<typeof requestOverrideSchema>;
+/**
+ * Actions by category name. The checkpoint's names autocomplete; any string type-checks (a checkpoint may
+ * rename them) and is checked against the guard's labels once the guard is known.
+ */
+export type CategoryActions<C extends string> = Partial<Record<C | (string & {}), Action>>;
+
+type WithCategories<T, C extends string> = Omit<T, 'categories'> & { categories?: CategoryActions<C> };
+
+export type PromptPolicyInput = WithCategories<z.input<typeof promptPolicySchema>, PromptCategory>;
+export type ResponsePolicyInput = WithCategories<z.input<typeof responsePolicySchema>, ResponseCategory>;
+export type RequestOverride = Omit<z.input<typeof requestOverrideSchema>, 'prompt' | 'response'> & {
+  prompt?: PromptPolicyInput;
+  response?: ResponsePolicyInput;
+};
