@@ -1,4 +1,4 @@
-import { extendsTail, forcedCut, isHighSurrogate, scanPieces, type TailRun } from './pretokenizer.js';
+import { extendsTail, forcedCut, isHighSurrogate, scanPieces, type Boundary, type TailRun } from './pretokenizer.js';
 
 /**
  * The most text an aligner holds back. An unbroken run longer than this (a very long word, CJK without
@@ -75,7 +75,7 @@ export class TextAligner {
     for (;;) {
       let end = this.pending.length;
       if (!final && end > 0 && isHighSurrogate(this.pending.charCodeAt(end - 1))) end--;
-      let boundaries: { at: number; anchor: boolean }[] = [];
+      let boundaries: Boundary[] = [];
       if (!extendsTail(this.tail, this.pending.slice(this.scanned, end))) {
         // Until the part's first text goes out, the template prefix shares its first piece.
         const lead = this.started ? '' : this.prefix;
