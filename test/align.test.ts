@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stablePrefixLength } from '../src/align/pretokenizer.js';
-import { TextAligner } from '../src/align/text-aligner.js';
+import { TextAligner, type AlignedChunk } from '../src/align/text-aligner.js';
 import type { Qwen3Guard } from '../src/engine/guard.js';
 import type { TokenVerdict } from '../src/engine/types.js';
 import { randomGuard } from './fixtures/guards.js';
@@ -62,10 +62,9 @@ describe('TextAligner through the real tokenizer', () => {
       const aligner = new TextAligner('\n\n');
       const out: TokenVerdict[] = [];
       for (const chunk of chunks) {
-        const ready = aligner.push(chunk);
-        if (ready) out.push(...(await session.appendText('answer', ready)));
+        for (const ready of aligner.push(chunk)) out.push(...(await session.appendText('answer', ready.text)));
       }
-      out.push(...(await session.appendText('answer', aligner.flush())));
+      for (const rest of aligner.flush()) out.push(...(await session.appendText('answer', rest.text)));
       return out;
     } finally {
       await session.dispose();
@@ -96,20 +95,21 @@ describe('TextAligner through the real tokenizer', () => {
       const ids: number[] = [];
       for (let i = 0; i < text.length; ) {
         const step = 1 + Math.floor(rng.next() * 4);
-        ids.push(...tokenize(aligner.push(text.slice(i, i + step))));
+        for (const chunk of aligner.push(text.slice(i, i + step))) ids.push(...tokenize(chunk.text));
         i += step;
       }
-      ids.push(...tokenize(aligner.flush()));
+      for (const chunk of aligner.flush()) ids.push(...tokenize(chunk.text));
       expect(ids, JSON.stringify(text)).toEqual(tokenize(text));
     }
   });
 
   it('releases nothing of a word that may still grow', () => {
     const aligner = new TextAligner('\n\n');
-    expect(aligner.push('Hel')).toBe('');
-    expect(aligner.push('lo wo')).toBe('Hello');
-    expect(aligner.push('rld')).toBe('');
+    const joined = (chunks: AlignedChunk[]) => chunks.map((c) => c.text).join('');
+    expect(joined(aligner.push('Hel'))).toBe('');
+    expect(joined(aligner.push('lo wo'))).toBe('Hello');
+    expect(joined(aligner.push('rld'))).toBe('');
     expect(aligner.held).toBe(6);
-    expect(aligner.flush()).toBe(' world');
+    expect(joined(aligner.flush())).toBe(' world');
   });
 });

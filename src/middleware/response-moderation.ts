@@ -1,4 +1,4 @@
-import { TextAligner } from '../align/text-aligner.js';
+import { TextAligner, type AlignedChunk } from '../align/text-aligner.js';
 import type { GuardSession } from '../engine/session.js';
 import type { ResponsePart, TokenVerdict } from '../engine/types.js';
 import { RESPONSE_TEMPLATE } from '../engine/template.js';
@@ -18,6 +18,8 @@ interface Chunk {
   part: ResponsePart;
   text: string;
   final: boolean;
+  /** Ends at the aligner's forced cut: not to be tokenized together with the next chunk. */
+  cut: boolean;
   at: number;
 }
 
@@ -83,14 +85,14 @@ export class ResponseModeration {
     }
     const start = this.text[part].length;
     this.text[part] += delta;
-    this.commit(part, this.aligners[part].push(delta), false);
+    this.commitChunks(part, this.aligners[part].push(delta), false);
     return { part, start, end: start + delta.length };
   }
 
   /** Ends the response: flushes the held tails, scores the closing token, resolves open runs. */
   async finish(): Promise<void> {
     this.closeReasoning();
-    this.commit('answer', this.aligners.answer.flush(), false);
+    this.commitChunks('answer', this.aligners.answer.flush(), false);
     await this.drain();
     if (!this.failure && !this.stopped) {
       try {
@@ -214,12 +216,18 @@ export class ResponseModeration {
   private closeReasoning(): void {
     if (this.reasoningClosed) return;
     this.reasoningClosed = true;
-    if (this.text.reasoning) this.commit('reasoning', this.aligners.reasoning.flush(), true);
+    if (this.text.reasoning) this.commitChunks('reasoning', this.aligners.reasoning.flush(), true);
   }
 
-  private commit(part: ResponsePart, text: string, final: boolean): void {
+  /** `final` goes with the last chunk, or alone when there is none (the part's text was all released). */
+  private commitChunks(part: ResponsePart, chunks: AlignedChunk[], final: boolean): void {
+    if (final && chunks.length === 0) this.commit(part, '', true, false);
+    chunks.forEach((chunk, i) => this.commit(part, chunk.text, final && i === chunks.length - 1, chunk.cut));
+  }
+
+  private commit(part: ResponsePart, text: string, final: boolean, cut: boolean): void {
     if (!text && !final) return;
-    this.queue.push({ part, text, final, at: now() });
+    this.queue.push({ part, text, final, cut, at: now() });
     this.pumping ??= this.pump().finally(() => {
       this.pumping = null;
     });
@@ -232,9 +240,10 @@ export class ResponseModeration {
       let count = 0;
       let text = '';
       let final = false;
-      while (count < this.queue.length && this.queue[count].part === first.part && !final) {
+      let cut = false;
+      while (count < this.queue.length && this.queue[count].part === first.part && !final && !cut) {
+        ({ final, cut } = this.queue[count]);
         text += this.queue[count].text;
-        final = this.queue[count].final;
         count++;
       }
       this.queue.splice(0, count);
