@@ -35,8 +35,12 @@ describe('sizes', () => {
     expect(run.metadata.tokens.scored).toBeGreaterThan(CONTEXT * 10);
   });
 
-  it('moderates 10,000 one-character deltas', async () => {
-    const text = words(2_000).slice(0, 10_000);
+  it.each([
+    ['normal words', words(2_000).slice(0, 10_000)],
+    ['one word with no spaces', 'a'.repeat(10_000)],
+    ['CJK without punctuation', '龘中文字符'.repeat(2_000)],
+    ['a model stuck repeating a symbol', '!'.repeat(10_000)],
+  ])('moderates 10,000 one-character deltas: %s', async (_name, text) => {
     const run = await stream({ answer: text.split('') });
     expect(run.text).toBe(text);
     expect(run.metadata.leakedChars).toBe(0);
