@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type ModelMessage } from 'ai';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
 import type { GuardOptions } from '../src/engine/options.js';
 import { IM_END, IM_START, RESPONSE_TEMPLATE, renderConversation } from '../src/engine/template.js';
 import type { GuardMessage, PromptVerdict } from '../src/engine/types.js';
+import { qwen3GuardMiddleware } from '../src/index.js';
 import { plantedGuard, randomGuard } from './fixtures/guards.js';
+import { scriptedModel, split } from './fixtures/scripted-model.js';
 
 /**
  * KV reuse across turns: every verdict after reuse must equal a fresh evaluation of the same conversation (a
@@ -173,5 +176,43 @@ describe.each(GUARDS)('KV reuse with the %s guard', (_, load) => {
     await turn(guard, conversation(0, third), third[0][1]);
     expect((await turn(guard, conversation(1, other), other[1][1])).evaluated).toBe(newTurnTokens(other[1][0]));
     expect((await turn(guard, conversation(1, TURNS), TURNS[1][1])).evaluated).toBeGreaterThan(newTurnTokens(TURNS[1][0]));
+  });
+});
+
+describe('KV reuse through the middleware', () => {
+  let guard: Qwen3Guard;
+  beforeAll(async () => {
+    guard = await plantedGuard({ maxSessions: 2 });
+  });
+  afterAll(() => guard.dispose());
+
+  it('lets a retry with a cached prompt verdict evaluate only what the cache lacks, the verdict token included', async () => {
+    const cached: boolean[] = [];
+    const middleware = qwen3GuardMiddleware({
+      guard,
+      prompt: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
+      response: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
+      onPromptVerdict: (info) => cached.push(info.cached),
+    }) as LanguageModelMiddleware;
+    const messages: ModelMessage[] = [
+      { role: 'user', content: TURNS[0][0] },
+      { role: 'assistant', content: TURNS[0][1] },
+      { role: 'user', content: TURNS[1][0] },
+    ];
+    /** Tokens the request found in the KV cache. */
+    const request = async () => {
+      const reused = guard.stats.reusedTokens;
+      const upstream = scriptedModel({ answer: split(TURNS[1][1], 'one') });
+      await streamText({ model: wrapLanguageModel({ model: upstream.model, middleware }), messages }).consumeStream();
+      // The session is given back once the stream is done; its re-render then runs.
+      await vi.waitFor(() => expect(guard.pool['reservable']).toBe(2));
+      await guard.pool.settled();
+      return guard.stats.reusedTokens - reused;
+    };
+    const prompt = guard.tokenizePieces([...renderConversation(conversation(1)).pieces, ...RESPONSE_TEMPLATE.opening]);
+    await request();
+    // The same conversation again: its verdict is cached, so only the response opening's `<think>` is new.
+    expect(await request()).toBe(prompt.length - 1);
+    expect(cached).toEqual([false, true]);
   });
 });
