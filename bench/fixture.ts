@@ -1,3 +1,4 @@
+import type { Qwen3Guard } from '../src/engine/guard.js';
 import { cachedDir, convertedModel } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/checkpoint.js';
 
@@ -10,4 +11,10 @@ export async function benchModel(): Promise<string> {
     writeCheckpoint(dir, QWEN3_0_6B, randomTensors(QWEN3_0_6B, 42, true), { dtype: 'BF16' }),
   );
   return convertedModel(checkpoint, 'q8_0');
+}
+
+/** The first `tokens` Qwen3 tokens of `text` as one delta each (a character split over byte tokens goes whole). */
+export function tokenDeltas(guard: Qwen3Guard, text: string, tokens: number): string[] {
+  const ids = guard.tokenizeText(text).slice(0, tokens);
+  return guard.tokenBytes.spans(text, ids).flatMap(({ start, end }) => (end > start ? [text.slice(start, end)] : []));
 }

@@ -14,7 +14,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { Qwen3Guard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
 import { startOpenAiServer, wordDeltas } from '../test/fixtures/openai-server.js';
-import { benchModel } from './fixture.js';
+import { benchModel, tokenDeltas } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
 const RUNS: Array<{ rate: number; tokens: number; q8?: boolean }> = [
@@ -27,9 +27,7 @@ const WORDS =
   'The river winds through the valley, past old mills and quiet farms, where herons wait in the shallows and the evening light turns the water to copper while the town prepares for the autumn market'.split(' ');
 /** The answer as deltas of one Qwen3 token each, so "tokens per second" means the guard's tokens. */
 function answer(tokens: number): string[] {
-  const text = wordDeltas(Array.from({ length: tokens * 2 }, (_, i) => WORDS[i % WORDS.length]).join(' ')).join('');
-  const ids = guard.tokenizeText(text).slice(0, tokens);
-  return guard.tokenBytes.spans(text, ids).flatMap(({ start, end }) => (end > start ? [text.slice(start, end)] : []));
+  return tokenDeltas(guard, wordDeltas(Array.from({ length: tokens * 2 }, (_, i) => WORDS[i % WORDS.length]).join(' ')).join(''), tokens);
 }
 const prompt = 'Could you describe a calm river valley in autumn, with its mills, farms and birds, for a short story I am writing?';
 

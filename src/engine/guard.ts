@@ -1,9 +1,10 @@
-import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaModel, type Token } from 'node-llama-cpp';
 import type { GuardLayout } from '../format/guard-metadata.js';
 import { parseOptions } from '../shared/validation.js';
 import { GuardModelError, readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
 import { guardOptionsSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
+import { SequencePool } from './sequence-pool.js';
 import { GuardSession } from './session.js';
 import { SPECIAL_MARKERS, type Piece } from './template.js';
 import { TokenBytes } from './token-bytes.js';
@@ -27,8 +28,10 @@ function sharedLlama(options: ResolvedGuardOptions): Promise<Llama> {
 }
 
 export interface GuardStats {
-  /** Tokens evaluated by the backbone (scaffold included). */
+  /** Tokens evaluated by the backbone (scaffold and background re-renders of finished turns included). */
   evaluatedTokens: number;
+  /** Conversation tokens found in a kept sequence's KV cache instead of evaluated again. */
+  reusedTokens: number;
   /** Response tokens scored. */
   scoredTokens: number;
   /** Tokens whose label came from a top-k that missed a pair (the value then reads 0); expected 0. */
@@ -44,9 +47,9 @@ export interface GuardStats {
  * own sequence so that concurrent conversations are evaluated in the same decode batches.
  */
 export class Qwen3Guard {
-  readonly stats: GuardStats = { evaluatedTokens: 0, scoredTokens: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
-  private readonly free: LlamaContextSequence[];
-  private readonly waiting: Array<{ grant: (sequence: LlamaContextSequence) => void; reject: (error: Error) => void }> = [];
+  readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, scoredTokens: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
+  /** @internal The sequences and the conversations their KV caches keep. */
+  readonly pool: SequencePool;
   private readonly specialIds = new Map<string, number>();
   private disposed = false;
   /** Raw bytes of each vocabulary token, to map token spans to character offsets. */
@@ -59,7 +62,7 @@ export class Qwen3Guard {
     readonly layout: GuardLayout,
     readonly threads: number,
   ) {
-    this.free = Array.from({ length: options.maxSessions }, () => context.getSequence());
+    this.pool = new SequencePool(context, options.maxSessions, options.reuseKv);
     for (const marker of SPECIAL_MARKERS) {
       const ids = model.tokenize(marker, true);
       if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);
@@ -100,36 +103,14 @@ export class Qwen3Guard {
     }
   }
 
-  /** Starts a session for one conversation; waits while all `maxSessions` sequences are in use. */
+  /**
+   * Starts a session for one conversation; waits while all `maxSessions` sequences are in use. The session
+   * takes, in `checkPrompt`, the sequence that kept the longest prefix of its conversation.
+   */
   async createSession(options: { signal?: AbortSignal } = {}): Promise<GuardSession> {
     if (this.disposed) throw new Error('This Qwen3Guard was disposed');
-    options.signal?.throwIfAborted();
-    const sequence =
-      this.free.pop() ??
-      (await new Promise<LlamaContextSequence>((resolve, reject) => {
-        const waiter = {
-          grant: (s: LlamaContextSequence) => {
-            options.signal?.removeEventListener('abort', onAbort);
-            resolve(s);
-          },
-          reject,
-        };
-        const onAbort = () => {
-          const at = this.waiting.indexOf(waiter);
-          if (at >= 0) this.waiting.splice(at, 1);
-          reject(options.signal!.reason);
-        };
-        options.signal?.addEventListener('abort', onAbort, { once: true });
-        this.waiting.push(waiter);
-      }));
-    return new GuardSession(this, sequence);
-  }
-
-  /** @internal Called by a session when it is done with its sequence (already cleared). */
-  releaseSequence(sequence: LlamaContextSequence): void {
-    const next = this.waiting.shift();
-    if (next) next.grant(sequence);
-    else this.free.push(sequence);
+    await this.pool.reserve(options.signal);
+    return new GuardSession(this, this.pool);
   }
 
   /** Token ids of template pieces: markers as special tokens, text with special-token parsing off. */
@@ -161,7 +142,7 @@ export class Qwen3Guard {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('The Qwen3Guard was disposed while waiting for a free session'));
+    await this.pool.close();
     await this.context.dispose();
     await this.model.dispose();
   }

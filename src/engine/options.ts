@@ -16,6 +16,11 @@ export const guardOptionsSchema = z
     contextSize: z.number().int().min(64).max(131072).default(4096),
     /** Conversations classified at once; each holds `contextSize` KV cells. Further sessions wait for a free one. */
     maxSessions: z.number().int().min(1).max(256).default(2),
+    /**
+     * Keep each conversation's KV cache when its session ends, so that the next turn (or a retry) evaluates only
+     * its new tokens. false clears a sequence when its session ends (every turn re-reads the whole conversation).
+     */
+    reuseKv: z.boolean().default(true),
     /** Tokens per decode when several sessions are batched (node-llama-cpp batch size). */
     batchSize: z.number().int().min(1).optional(),
     /** Exact probabilities for every response token (costs a top-k over guard_inner_size rows per token). */

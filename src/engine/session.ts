@@ -2,6 +2,7 @@ import type { ControlledEvaluateIndexOutput, ControlledEvaluateInputItem, LlamaC
 import type { HeadLayout, RowBlock } from '../format/guard-metadata.js';
 import type { Qwen3Guard } from './guard.js';
 import { headFromPre, labelsFromFolded, pairIds, readPairs, readRows, type HeadResult } from './heads.js';
+import { commonPrefix, type PooledSequence, type SequencePool } from './sequence-pool.js';
 import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from './template.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from './types.js';
 import { normalizeNfc } from '../shared/nfc.js';
@@ -63,6 +64,16 @@ export class GuardSession {
   private queue: Promise<unknown> = Promise.resolve();
   /** Sequence index where the response starts: a context shift keeps everything before it. */
   private responseStart = 0;
+  /** The sequence, taken from the pool by `checkPrompt`. */
+  private entry: PooledSequence | null = null;
+  /** The conversation as rendered by `checkPrompt` (NFC), for the history form of the finished turn. */
+  private messages: GuardMessage[] = [];
+  /** Index in `fed` of the response's first token (after the opening). */
+  private responseFed = 0;
+  /** Sequence index of the first cell a context shift erased: the cells from there on are no plain prefix. */
+  private firstShift = Infinity;
+  /** An evaluation failed: the cells no longer match `fed`. */
+  private broken = false;
   private readonly parts: Record<ResponsePart, PartText> = {
     reasoning: { started: false, consumed: 0, closed: false },
     answer: { started: false, consumed: 0, closed: false },
@@ -72,7 +83,7 @@ export class GuardSession {
 
   constructor(
     readonly guard: Qwen3Guard,
-    private readonly sequence: LlamaContextSequence,
+    private readonly pool: SequencePool,
   ) {
     const { response, query, innerSize } = guard.layout;
     const folded = [response, query].reduce((n, h) => n + h.risk.scaleLog2.length + h.category.scaleLog2.length, 0);
@@ -85,9 +96,14 @@ export class GuardSession {
     return this.scoredCount;
   }
 
-  /** Token ids of the conversation as evaluated so far (also what a context shift dropped). */
+  /** Token ids of the conversation so far, found in the KV cache or evaluated (also what a context shift dropped). */
   get tokenIds(): readonly number[] {
     return this.fed;
+  }
+
+  private get sequence(): LlamaContextSequence {
+    if (!this.entry) throw new Error('This GuardSession has no sequence yet: call checkPrompt(messages) first');
+    return this.entry.sequence;
   }
 
   private serial<T>(task: () => Promise<T>): Promise<T> {
@@ -100,8 +116,11 @@ export class GuardSession {
    * Evaluates the conversation (earlier turns and the last user turn, NFC-normalized) and returns the prompt
    * verdict read at the `<|im_end|>` that closes the last user turn. The response's opening
    * (`<|im_start|>assistant\n<think>`) goes in the same decode, so the first response text decodes less.
+   * A prefix that a kept sequence already holds (an earlier turn of the same conversation) is not evaluated
+   * again; the verdict's `<|im_end|>` always is, unless `knownVerdict` (a verdict cached for this same
+   * conversation prefix) is given: it is returned, and only the tokens the cache lacks are evaluated.
    */
-  checkPrompt(messages: readonly GuardMessage[]): Promise<PromptVerdict> {
+  checkPrompt(messages: readonly GuardMessage[], options: { knownVerdict?: PromptVerdict } = {}): Promise<PromptVerdict> {
     return this.serial(async () => {
       validateMessages(messages);
       this.expectPhase(['new'], 'checkPrompt');
@@ -110,11 +129,24 @@ export class GuardSession {
       const before = this.guard.tokenizePieces(pieces.slice(0, verdictPiece));
       const after = this.guard.tokenizePieces([...pieces.slice(verdictPiece + 1), ...RESPONSE_TEMPLATE.opening]);
       const verdictIndex = before.length;
-      const items: ControlledEvaluateInputItem[] = [...(before as Token[]), this.readItem(this.guard.specialId(IM_END), this.queryRead), ...(after as Token[])];
-      const outputs = await this.evaluate(items);
+      const ids = [...before, this.guard.specialId(IM_END), ...after];
+      this.messages = normalized;
+      this.entry = await this.pool.take(ids);
+      const { knownVerdict } = options;
+      // The verdict needs the logits of its own token: keep at most the prefix before it.
+      const keep = Math.min(commonPrefix(this.entry.held, ids), knownVerdict ? ids.length : verdictIndex);
+      this.broken = true; // until the cells are known to hold the kept prefix
+      await this.pool.trim(this.entry, keep);
+      this.broken = false;
+      this.fed.push(...ids.slice(0, keep));
+      this.guard.stats.reusedTokens += keep;
+      const items = ids.slice(keep).map((id, k) => (keep + k === verdictIndex && !knownVerdict ? this.readItem(id, this.queryRead) : (id as Token)));
+      const outputs = items.length ? await this.evaluate(items) : [];
       this.phase = 'prompted';
       this.responseStart = this.sequence.nextTokenIndex;
-      const z = this.values(outputs[verdictIndex], this.queryRead)[0];
+      this.responseFed = this.fed.length;
+      if (knownVerdict) return knownVerdict;
+      const z = this.values(outputs[verdictIndex - keep], this.queryRead)[0];
       const head = headFromPre(this.guard.layout.query, z, this.guard.layout.epsilon);
       return {
         riskLevel: head.riskLevel,
@@ -206,13 +238,37 @@ export class GuardSession {
     });
   }
 
-  /** Frees the sequence for the next session. Safe to call more than once, also while a call is running. */
+  /**
+   * Frees the sequence for the next session. It keeps its KV cache (up to the first context shift) for the next
+   * turn of the conversation; after a response, the finished turn is re-rendered in the background in the
+   * form the next turn's template gives it. Safe to call more than once, also while a call is running.
+   */
   async dispose(): Promise<void> {
     if (this.phase === 'disposed') return;
+    const phase = this.phase;
     this.phase = 'disposed';
     await this.queue;
-    await this.sequence.clearHistory();
-    this.guard.releaseSequence(this.sequence);
+    if (!this.entry) return this.pool.unreserve();
+    const held = this.broken ? null : this.fed.slice(0, Math.min(this.firstShift, this.fed.length));
+    const responded = phase === 'reasoning' || phase === 'answer' || phase === 'ended';
+    const target = held && responded && this.pool.reuse ? this.historyIds(phase === 'ended') : undefined;
+    await this.pool.give(this.entry, held, target, (n) => (this.guard.stats.evaluatedTokens += n));
+  }
+
+  /**
+   * The conversation with this response as an earlier assistant turn, as the next turn renders it when the
+   * client sends the answer back unchanged: `<|im_start|>assistant\n{answer}<|im_end|>\n`, no think block.
+   */
+  private historyIds(ended: boolean): number[] {
+    // An ended response finishes with the closing `<|im_end|>\n`, which the history form writes itself.
+    const closing = ended ? 1 + this.guard.tokenizeText(RESPONSE_TEMPLATE.closing).length : 0;
+    const response = this.fed.slice(this.responseFed, this.fed.length - closing);
+    const answerStart = response.indexOf(this.guard.specialId(END_THINK));
+    const text = answerStart < 0 ? '' : this.guard.model.detokenize(response.slice(answerStart + 1) as Token[], false);
+    const content = text.startsWith(RESPONSE_TEMPLATE.answerPrefix) ? text.slice(RESPONSE_TEMPLATE.answerPrefix.length) : text;
+    // A user turn after the answer makes it an earlier turn; its own pieces (<|im_start|>, user\n, <|im_end|>, \n) are cut.
+    const { pieces } = renderConversation([...this.messages, { role: 'assistant', content }, { role: 'user', content: '' }]);
+    return this.guard.tokenizePieces(pieces.slice(0, -4));
   }
 
   private expectPhase(allowed: Phase[], what: string): void {
@@ -304,7 +360,8 @@ export class GuardSession {
   private async evaluate(items: ControlledEvaluateInputItem[]) {
     if (this.phase === 'disposed') throw new Error('This GuardSession was disposed');
     const contextSize = this.guard.context.contextSize;
-    const outputs = await this.sequence.controlledEvaluate(items, {
+    const sequence = this.sequence;
+    const options: Parameters<LlamaContextSequence['controlledEvaluate']>[1] = {
       contextShift: {
         // Free a quarter of the context at once so that shifts stay rare. Drop the oldest response tokens and
         // keep the conversation the verdicts depend on, unless it fills half the context itself (then drop its
@@ -313,11 +370,16 @@ export class GuardSession {
         strategy: ({ sequence, size }) => {
           const start = this.responseStart > 0 && this.responseStart <= contextSize / 2 ? this.responseStart : 1;
           const end = Math.min(sequence.nextTokenIndex, start + size);
+          this.firstShift = Math.min(this.firstShift, start);
           this.guard.stats.contextShifts++;
           this.guard.stats.shiftedTokens += sequence.nextTokenIndex - end;
           return [{ start, end }];
         },
       },
+    };
+    const outputs = await this.pool.foreground(() => sequence.controlledEvaluate(items, options)).catch((error: unknown) => {
+      this.broken = true;
+      throw error;
     });
     for (const item of items) this.fed.push(typeof item === 'number' ? item : item[0]);
     this.guard.stats.evaluatedTokens += items.length;

@@ -41,9 +41,9 @@ export function safeCall<A extends unknown[]>(fn: ((...args: A) => unknown) | un
 }
 
 /**
- * Evaluates the conversation in a fresh session and decides the prompt's fate. A verdict cached for the same
- * conversation prefix is used at once (the session still evaluates the conversation, behind it, as context
- * for the response). Never rejects: a guard failure comes back as `error` with the fail mode's action.
+ * Evaluates the conversation in a new session and decides the prompt's fate. A verdict cached for the same
+ * conversation prefix is used at once (the session still brings its KV cache up to the conversation, behind
+ * it, as context for the response). Never rejects: a guard failure comes back as `error` with the fail mode's action.
  */
 export async function checkPrompt(context: PromptCheckContext, messages: GuardMessage[], signal: AbortSignal, startedAt: number): Promise<PromptCheck> {
   let session: GuardSession | null = null;
@@ -54,7 +54,8 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
     session = await guard.createSession({ signal });
     const key = promptKey(messages);
     const cachedVerdict = key === null ? undefined : context.cache.get(key);
-    const evaluation = session.checkPrompt(messages);
+    // A known verdict lets the session skip the verdict's token too: a retry or a tool-loop step evaluates only its new tokens.
+    const evaluation = session.checkPrompt(messages, { knownVerdict: cachedVerdict });
     let verdict: PromptVerdict;
     if (cachedVerdict) {
       verdict = cachedVerdict;
