@@ -3,6 +3,8 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { MockLanguageModelV4 } from 'ai/test';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
+import { OUTPUTS_PER_DECODE } from '../src/engine/session.js';
+import { GuardBusyError } from '../src/engine/sequence-pool.js';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, scriptParts, split, type Script } from './fixtures/scripted-model.js';
@@ -212,5 +214,43 @@ describe('client aborts at random points', () => {
     const run = await drain(streamText({ model: wrapLanguageModel({ model: scriptedModel({ answer: split(SAFE, 5) }).model, middleware: middleware() }), prompt: 'Hello', abortSignal: client.signal }));
     client.abort(new Error('late'));
     expect(run.text).toBe(SAFE);
+  });
+});
+
+describe('load limits', () => {
+  it('refuses a session past maxWaiting with a GuardBusyError, which the middleware fails by `fail`', async () => {
+    const busy = await plantedGuard({ maxSessions: 1, maxWaiting: 1 });
+    try {
+      const held = await busy.createSession();
+      const waiting = busy.createSession();
+      const refused = await busy.createSession().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(GuardBusyError);
+      expect(String(refused)).toMatch(/all 1 sessions \(maxSessions\) are in use and 1 more wait.*Raise maxSessions/);
+      const errors: Array<{ phase: string }> = [];
+      const run = await drain(
+        streamText({ model: wrapLanguageModel({ model: scriptedModel({ answer: split(SAFE, 4) }).model, middleware: middleware({ onError: (_e, info) => errors.push(info) }, busy) }), prompt: 'Hello' }),
+      );
+      expect(run.finishReason).toBe('content-filter');
+      expect(run.text).toBe("I can't help with that request.");
+      expect(errors.map((e) => e.phase)).toEqual(['prompt']);
+      await held.dispose();
+      await (await waiting).dispose();
+      await expectAllSessionsFree(busy, 1);
+    } finally {
+      await busy.dispose();
+    }
+  });
+
+  it('scores a long text in decodes of at most OUTPUTS_PER_DECODE outputs (bounded output memory)', async () => {
+    const session = await guard.createSession();
+    try {
+      await session.checkPrompt([{ role: 'user', content: 'Hello' }]);
+      const before = guard.stats.evaluations;
+      const tokens = await session.appendText('answer', 'the river winds past old mills '.repeat(60));
+      expect(tokens.length).toBeGreaterThan(3 * OUTPUTS_PER_DECODE);
+      expect(guard.stats.evaluations - before).toBe(Math.ceil(tokens.length / OUTPUTS_PER_DECODE));
+    } finally {
+      await session.dispose();
+    }
   });
 });

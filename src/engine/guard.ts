@@ -34,6 +34,8 @@ export interface GuardStats {
   reusedTokens: number;
   /** Response tokens scored. */
   scoredTokens: number;
+  /** Evaluation calls of sessions (each one decode per batch; a long text is split to bound output memory). */
+  evaluations: number;
   /** Tokens whose label came from a top-k that missed a pair (the value then reads 0); expected 0. */
   inexactTokens: number;
   /** Times a session's oldest tokens were dropped to fit the context. */
@@ -47,7 +49,7 @@ export interface GuardStats {
  * own sequence so that concurrent conversations are evaluated in the same decode batches.
  */
 export class Qwen3Guard {
-  readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, scoredTokens: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
+  readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, scoredTokens: 0, evaluations: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
   /** @internal The sequences and the conversations their KV caches keep. */
   readonly pool: SequencePool;
   private readonly specialIds = new Map<string, number>();
@@ -62,7 +64,7 @@ export class Qwen3Guard {
     readonly layout: GuardLayout,
     readonly threads: number,
   ) {
-    this.pool = new SequencePool(context, options.maxSessions, options.reuseKv);
+    this.pool = new SequencePool(context, options.maxSessions, options.reuseKv, options.maxWaiting);
     for (const marker of SPECIAL_MARKERS) {
       const ids = model.tokenize(marker, true);
       if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);
@@ -104,7 +106,8 @@ export class Qwen3Guard {
   }
 
   /**
-   * Starts a session for one conversation; waits while all `maxSessions` sequences are in use. The session
+   * Starts a session for one conversation; waits while all `maxSessions` sequences are in use (or throws a
+   * GuardBusyError when `maxWaiting` sessions already wait). The session
    * takes, in `checkPrompt`, the sequence that kept the longest prefix of its conversation.
    */
   async createSession(options: { signal?: AbortSignal } = {}): Promise<GuardSession> {

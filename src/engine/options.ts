@@ -17,6 +17,12 @@ export const guardOptionsSchema = z
     /** Conversations classified at once; each holds `contextSize` KV cells. Further sessions wait for a free one. */
     maxSessions: z.number().int().min(1).max(256).default(2),
     /**
+     * Sessions that may wait for a free sequence at once. Past it `createSession` fails at once with a
+     * GuardBusyError (the middleware then fails the request by `fail`) instead of queueing without bound: under
+     * overload a fast refusal beats an answer that waits minutes. Default: no limit.
+     */
+    maxWaiting: z.number().int().min(0).optional(),
+    /**
      * Keep each conversation's KV cache when its session ends, so that the next turn (or a retry) evaluates only
      * its new tokens. false clears a sequence when its session ends (every turn re-reads the whole conversation).
      */

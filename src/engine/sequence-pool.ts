@@ -1,5 +1,10 @@
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
 
+/** A session was refused because `maxWaiting` sessions already wait for a free sequence. */
+export class GuardBusyError extends Error {
+  override readonly name = 'GuardBusyError';
+}
+
 /** Length of the common prefix of two id lists. */
 export function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
@@ -51,9 +56,11 @@ export class SequencePool {
 
   constructor(
     context: LlamaContext,
-    size: number,
+    private readonly size: number,
     /** false: sequences are cleared when given back (no reuse). */
     readonly reuse: boolean,
+    /** Most sessions waiting for a reservation at once (undefined: no limit). */
+    private readonly maxWaiting?: number,
   ) {
     for (let i = 0; i < size; i++) this.idle.add({ sequence: context.getSequence(), held: [], lastUsed: 0, background: null });
     this.reservable = size;
@@ -66,6 +73,12 @@ export class SequencePool {
     if (this.reservable > 0) {
       this.reservable--;
       return;
+    }
+    if (this.maxWaiting !== undefined && this.waiting.length >= this.maxWaiting) {
+      throw new GuardBusyError(
+        `The guard is busy: all ${this.size} sessions (maxSessions) are in use and ${this.waiting.length} more wait for one (maxWaiting ${this.maxWaiting}). ` +
+          'Raise maxSessions (more KV memory) or maxWaiting (longer waits), or shed load before the guard.',
+      );
     }
     await new Promise<void>((resolve, reject) => {
       const waiter = {

@@ -33,6 +33,8 @@ type Phase = 'new' | 'prompted' | ResponsePart | 'ended' | 'disposed';
 type Readout = { kind: 'folded'; blocks: [RowBlock, RowBlock]; filter: number[]; topK: number } | { kind: 'pre'; start: number; count: number; filter: number[] };
 
 const SPARE_SLOTS = 64;
+/** Most scored tokens per decode: bounds llama.cpp's output buffer (see `score`). */
+export const OUTPUTS_PER_DECODE = 64;
 
 function foldedReadout(head: HeadLayout, foldedRows: number): Readout {
   const blocks: [RowBlock, RowBlock] = [head.risk, head.category];
@@ -334,7 +336,17 @@ export class GuardSession {
   private async score(items: Item[]): Promise<TokenVerdict[]> {
     if (items.length === 0) return [];
     const first = this.fed.length;
-    const outputs = await this.evaluate(items.map((item) => (item.scored ? this.readItem(item.id, this.responseRead) : (item.id as Token))));
+    const outputs: Array<ControlledEvaluateIndexOutput | undefined> = [];
+    // llama.cpp keeps an output buffer as large as the most outputs a decode ever had (a full vocabulary row of
+    // logits each, about 1.5 MB per token for Qwen3's vocabulary, never given back): a long text is scored in
+    // decodes of at most OUTPUTS_PER_DECODE outputs, which costs little speed past 64-token chunks.
+    for (let at = 0; at < items.length; ) {
+      let end = at;
+      for (let scored = 0; end < items.length && (scored < OUTPUTS_PER_DECODE || !items[end].scored); end++) if (items[end].scored) scored++;
+      const group = items.slice(at, end);
+      outputs.push(...(await this.evaluate(group.map((item) => (item.scored ? this.readItem(item.id, this.responseRead) : (item.id as Token))))));
+      at = end;
+    }
     const verdicts: TokenVerdict[] = [];
     items.forEach((item, k) => {
       if (!item.scored) return;
@@ -383,6 +395,7 @@ export class GuardSession {
     });
     for (const item of items) this.fed.push(typeof item === 'number' ? item : item[0]);
     this.guard.stats.evaluatedTokens += items.length;
+    this.guard.stats.evaluations++;
     return outputs;
   }
 }

@@ -1,5 +1,6 @@
 import type { JSONObject, JSONValue } from '@ai-sdk/provider';
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
+import { GuardBusyError } from '../engine/sequence-pool.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
 import { isLoadFailure } from './guard-loader.js';
@@ -63,10 +64,10 @@ export interface MetadataInput {
  * What `providerMetadata.qwen3guard.error.code` says went wrong. Metadata reaches browsers: it names the kind of
  * failure, never the error's text (server paths, internals); `onError` gets the error itself.
  */
-export type GuardErrorCode = 'guard-load-failed' | 'guard-failed' | 'policy-function-failed';
+export type GuardErrorCode = 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'policy-function-failed';
 
 function errorCode(failure: unknown, policyFailed: boolean): GuardErrorCode | null {
-  if (failure !== undefined) return isLoadFailure(failure) ? 'guard-load-failed' : 'guard-failed';
+  if (failure !== undefined) return isLoadFailure(failure) ? 'guard-load-failed' : failure instanceof GuardBusyError ? 'guard-busy' : 'guard-failed';
   return policyFailed ? 'policy-function-failed' : null;
 }
 
