@@ -1,0 +1,172 @@
+/**
+ * npm run soak — many streams through one guard, as a busy chat server sees them: `concurrency` at a time
+ * over `maxSessions` sequences (the rest wait in the guard's queue), a third aborted by the client at random
+ * points, a quarter turning unsafe. Checks that every stream ends, every session is returned, nothing is left
+ * unhandled, resident memory stops growing after warm-up and latency does not drift.
+ *
+ * Counts: SOAK_STREAMS (default 2000), SOAK_CONCURRENCY (32), SOAK_SESSIONS (4). The test suite runs it with
+ * reduced counts (test/soak.test.ts). The guard is the planted fixture (deterministic unsafe words), so the
+ * load is the middleware's and the engine's bookkeeping more than the model's arithmetic.
+ */
+import { pathToFileURL } from 'node:url';
+import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
+import { Qwen3Guard } from '../src/engine/guard.js';
+import { qwen3GuardMiddleware } from '../src/index.js';
+import { convertedModel, plantedCheckpoint } from '../test/fixtures/cache.js';
+import { Rng } from '../test/fixtures/random.js';
+import { scriptedModel, split } from '../test/fixtures/scripted-model.js';
+
+export interface SoakOptions {
+  streams: number;
+  concurrency: number;
+  maxSessions: number;
+  /** Streams at the start and at the end compared for latency and memory. */
+  window: number;
+  seed?: number;
+}
+
+export interface SoakReport {
+  streams: number;
+  ended: { stop: number; contentFilter: number; aborted: number; other: number };
+  hung: number;
+  unhandledRejections: number;
+  leakedUnsafe: number;
+  sessionsReturned: boolean;
+  rssAfterWarmupMb: number;
+  rssEndMb: number;
+  rssGrowthMb: number;
+  p95FirstMs: number;
+  p95LastMs: number;
+  wallS: number;
+}
+
+const SENTENCES = [
+  'The river winds past old mills and quiet farms.',
+  'Herons wait in the shallows while the light turns to copper.',
+  'The town prepares for the autumn market with bread and apples.',
+  'Children run along the towpath and wave at the boats.',
+];
+const UNSAFE = 'Then mix it all to make a bomb quickly and leave.';
+
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? 0;
+const rssMb = () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().rss / 2 ** 20;
+};
+
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const rng = new Rng(options.seed ?? 2026);
+  const modelPath = await convertedModel(await plantedCheckpoint(), 'q8_0');
+  const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions });
+  const middleware = qwen3GuardMiddleware({ guard }) as LanguageModelMiddleware;
+  let unhandled = 0;
+  const onUnhandled = () => unhandled++;
+  process.on('unhandledRejection', onUnhandled);
+  const ended = { stop: 0, contentFilter: 0, aborted: 0, other: 0 };
+  const latencies: number[] = new Array(options.streams);
+  let hung = 0;
+  let leakedUnsafe = 0;
+  let rssAfterWarmup = 0;
+  const started = performance.now();
+
+  async function one(i: number): Promise<void> {
+    const unsafe = rng.next() < 0.25;
+    const abortAt = rng.next() < 1 / 3 ? rng.next() * 150 : null;
+    const sentences = Array.from({ length: 2 + Math.floor(rng.next() * 3) }, () => SENTENCES[Math.floor(rng.next() * SENTENCES.length)]);
+    if (unsafe) sentences.splice(1, 0, UNSAFE);
+    const answer = sentences.join(' ');
+    const client = new AbortController();
+    const timer = abortAt === null ? null : setTimeout(() => client.abort(new Error('client left')), abortAt);
+    const hang = setTimeout(() => client.abort(new Error('hung')), 60_000);
+    const t0 = performance.now();
+    let text = '';
+    try {
+      const result = streamText({
+        model: wrapLanguageModel({ model: scriptedModel({ answer: split(answer, 'random', i + 1), delayMs: rng.next() < 0.5 ? 1 : 0 }).model, middleware }),
+        prompt: 'Tell me about the valley.',
+        abortSignal: client.signal,
+        onError: () => undefined,
+      });
+      let sawAbort = false;
+      for await (const part of result.fullStream) {
+        if (part.type === 'text-delta') text += part.text;
+        if (part.type === 'abort') sawAbort = true;
+      }
+      if (client.signal.reason?.message === 'hung') hung++;
+      else if (sawAbort) ended.aborted++;
+      else {
+        const reason = await result.finishReason;
+        if (reason === 'stop') ended.stop++;
+        else if (reason === 'content-filter') ended.contentFilter++;
+        else ended.other++;
+      }
+    } catch {
+      if (client.signal.aborted) ended.aborted++;
+      else ended.other++;
+    } finally {
+      if (timer) clearTimeout(timer);
+      clearTimeout(hang);
+    }
+    if (/bomb/.test(text)) leakedUnsafe++;
+    latencies[i] = performance.now() - t0;
+  }
+
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (next < options.streams) {
+      const i = next++;
+      await one(i);
+      if (i === options.window - 1) rssAfterWarmup = rssMb();
+    }
+  }
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  const rssEnd = rssMb();
+
+  // Every sequence is back: maxSessions sessions are granted at once.
+  const probe = new AbortController();
+  const probeTimer = setTimeout(() => probe.abort(new Error('not returned')), 5000);
+  const sessionsReturned = await Promise.all(Array.from({ length: options.maxSessions }, () => guard.createSession({ signal: probe.signal })))
+    .then(async (sessions) => {
+      await Promise.all(sessions.map((s) => s.dispose()));
+      return true;
+    })
+    .catch(() => false);
+  clearTimeout(probeTimer);
+  await new Promise((r) => setTimeout(r, 50));
+  process.off('unhandledRejection', onUnhandled);
+  await guard.dispose();
+  const first = latencies.slice(0, options.window);
+  const last = latencies.slice(-options.window);
+  return {
+    streams: options.streams,
+    ended,
+    hung,
+    unhandledRejections: unhandled,
+    leakedUnsafe,
+    sessionsReturned,
+    rssAfterWarmupMb: Math.round(rssAfterWarmup),
+    rssEndMb: Math.round(rssEnd),
+    rssGrowthMb: Math.round(rssEnd - rssAfterWarmup),
+    p95FirstMs: Math.round(quantile(first, 0.95)),
+    p95LastMs: Math.round(quantile(last, 0.95)),
+    wallS: Math.round((performance.now() - started) / 100) / 10,
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+  const options = { streams: env('SOAK_STREAMS', 2000), concurrency: env('SOAK_CONCURRENCY', 32), maxSessions: env('SOAK_SESSIONS', 4), window: env('SOAK_WINDOW', 200) };
+  console.log(`soak: ${options.streams} streams, ${options.concurrency} at a time, maxSessions ${options.maxSessions}`);
+  const report = await runSoak(options);
+  console.log(JSON.stringify(report, null, 2));
+  const problems = [
+    report.hung > 0 && `${report.hung} streams hung`,
+    report.unhandledRejections > 0 && `${report.unhandledRejections} unhandled rejections`,
+    report.leakedUnsafe > 0 && `${report.leakedUnsafe} streams showed unsafe text`,
+    !report.sessionsReturned && 'guard sessions were not all returned',
+    report.rssGrowthMb >= 50 && `resident memory grew ${report.rssGrowthMb} MB after warm-up`,
+    report.p95LastMs > report.p95FirstMs * 1.1 + 20 && `p95 latency drifted from ${report.p95FirstMs} to ${report.p95LastMs} ms`,
+  ].filter(Boolean);
+  console.log(problems.length ? `FAILED: ${problems.join('; ')}` : 'ok: every stream ended, every session returned, no growth, no drift');
+  process.exitCode = problems.length ? 1 : 0;
+}
