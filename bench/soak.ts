@@ -23,6 +23,10 @@ export interface SoakOptions {
   /** Streams at the start and at the end compared for latency and memory. */
   window: number;
   seed?: number;
+  /** The engine's conversation KV reuse (default on). */
+  reuseKv?: boolean;
+  /** Share of streams the client aborts (default a third). */
+  abortShare?: number;
 }
 
 export interface SoakReport {
@@ -35,6 +39,7 @@ export interface SoakReport {
   rssAfterWarmupMb: number;
   rssEndMb: number;
   rssGrowthMb: number;
+  heapEndMb: number;
   p95FirstMs: number;
   p95LastMs: number;
   wallS: number;
@@ -57,7 +62,7 @@ const rssMb = () => {
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const rng = new Rng(options.seed ?? 2026);
   const modelPath = await convertedModel(await plantedCheckpoint(), 'q8_0');
-  const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions });
+  const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions, reuseKv: options.reuseKv ?? true });
   const middleware = qwen3GuardMiddleware({ guard }) as LanguageModelMiddleware;
   let unhandled = 0;
   const onUnhandled = () => unhandled++;
@@ -71,7 +76,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   async function one(i: number): Promise<void> {
     const unsafe = rng.next() < 0.25;
-    const abortAt = rng.next() < 1 / 3 ? rng.next() * 150 : null;
+    const abortAt = rng.next() < (options.abortShare ?? 1 / 3) ? rng.next() * 150 : null;
     const sentences = Array.from({ length: 2 + Math.floor(rng.next() * 3) }, () => SENTENCES[Math.floor(rng.next() * SENTENCES.length)]);
     if (unsafe) sentences.splice(1, 0, UNSAFE);
     const answer = sentences.join(' ');
@@ -134,6 +139,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   clearTimeout(probeTimer);
   await new Promise((r) => setTimeout(r, 50));
   process.off('unhandledRejection', onUnhandled);
+  if (process.env.SOAK_STATS) console.error(JSON.stringify(guard.stats));
   await guard.dispose();
   const first = latencies.slice(0, options.window);
   const last = latencies.slice(-options.window);
@@ -147,6 +153,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     rssAfterWarmupMb: Math.round(rssAfterWarmup),
     rssEndMb: Math.round(rssEnd),
     rssGrowthMb: Math.round(rssEnd - rssAfterWarmup),
+    heapEndMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
     p95FirstMs: Math.round(quantile(first, 0.95)),
     p95LastMs: Math.round(quantile(last, 0.95)),
     wallS: Math.round((performance.now() - started) / 100) / 10,
@@ -155,7 +162,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
-  const options = { streams: env('SOAK_STREAMS', 2000), concurrency: env('SOAK_CONCURRENCY', 32), maxSessions: env('SOAK_SESSIONS', 4), window: env('SOAK_WINDOW', 200) };
+  const options = { streams: env('SOAK_STREAMS', 2000), concurrency: env('SOAK_CONCURRENCY', 32), maxSessions: env('SOAK_SESSIONS', 4), window: env('SOAK_WINDOW', 200), reuseKv: process.env.SOAK_REUSE !== '0', abortShare: env('SOAK_ABORTS', 1 / 3) };
   console.log(`soak: ${options.streams} streams, ${options.concurrency} at a time, maxSessions ${options.maxSessions}`);
   const report = await runSoak(options);
   console.log(JSON.stringify(report, null, 2));
