@@ -112,6 +112,8 @@ describe('qwen3guard pull', () => {
     const error = (await Qwen3Guard.load({ model: 'qwen3guard-stream-4b-f16', cacheDir: cache, gpu: false }).catch((e: unknown) => e)) as Error;
     expect(error.name).toBe('GuardModelError');
     expect(error.message).toContain(`run \`npx qwen3guard pull 4B --type f16 --cache ${cache}\` once`);
+    const path = (await Qwen3Guard.load({ model: 'guard.gguf', cacheDir: cache }).catch((e: unknown) => e)) as Error;
+    expect(path.message).toBe("guard.model: 'guard.gguf' is not a model name such as 'qwen3guard-stream-0.6b' (a .gguf path goes in modelPath)");
     const both = (await Qwen3Guard.load({ model: 'qwen3guard-stream-0.6b', modelPath: '/x.gguf' }).catch((e: unknown) => e)) as Error;
     expect(both.message).toMatch(/guard\.modelPath: give either modelPath .* or model .* exactly one/);
   });
@@ -241,6 +243,28 @@ describe('qwen3guard pull', () => {
     expect(full.code).toBe(1);
     expect(full.stderr).toContain(`qwen3guard pull: cannot write ${join(cache, PARTIAL, 'model.safetensors.incomplete')} (ENOSPC): the disk is full: free some space, or pass --cache DIR`);
     expect(await cacheEntries(cache)).toEqual([]);
+  });
+
+  it('shows progress (bytes, speed, time left, then the conversion) when stderr is a terminal', async () => {
+    await serve({ chunkDelayMs: 2 });
+    const cache = freshCache();
+    // util-linux `script` runs the CLI on a pseudo-terminal: stdout and stderr both arrive on its stdout.
+    const command = [process.execPath, '--import', 'tsx', 'src/cli/index.ts', 'pull', '0.6B', '--cache', cache].map((a) => `'${a}'`).join(' ');
+    const result = await new Promise<CliResult>((resolve, reject) => {
+      const child = spawn('script', ['-qefc', command, '/dev/null'], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, HF_ENDPOINT: hub!.endpoint, HF_TOKEN: TOKEN, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/\r\x1b\[K +\d+%  \d+\.\d \/ \d+\.\d MB  \d+\.\d MB\/s  \d+ s left  model\.safetensors/);
+    expect(result.stdout).toMatch(/\r\x1b\[Kconverting +\d+%  /);
+    expect(result.stdout).toMatch(/\r\x1b\[KPulled Qwen\/Qwen3Guard-Stream-0\.6B@/); // the line is cleared before the summary
   });
 
   it('rejects an unknown model or type with the usage (exit 2)', async () => {

@@ -44,7 +44,8 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 /** `qwen3guard-stream-0.6b`, `qwen3guard-stream-0.6b-f16`: the type suffix is optional (q8_0). Null when malformed. */
 export function parseModelName(name: string): ModelName | null {
   const lower = name.toLowerCase();
-  if (!NAME.test(lower) || lower.includes('..')) return null;
+  // A file name belongs in modelPath: 'guard.gguf' is not the name of a cached 'guard.gguf-q8_0.gguf'.
+  if (!NAME.test(lower) || lower.includes('..') || lower.endsWith('.gguf')) return null;
   const type = OUTPUT_TYPES.find((t) => lower.endsWith(`-${t}`));
   const base = type ? lower.slice(0, -type.length - 1) : lower;
   if (!base) return null;
