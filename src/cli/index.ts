@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-import { CLASSIFY_USAGE, CommandError, CONVERT_USAGE, MAIN_USAGE, UsageError } from './args.js';
+import { CLASSIFY_USAGE, CommandError, CONVERT_USAGE, LIST_USAGE, MAIN_USAGE, PULL_USAGE, UsageError } from './args.js';
 import { packageVersion } from './version.js';
 
 const COMMANDS = {
+  pull: { usage: PULL_USAGE, run: async (args: string[]) => (await import('./pull-command.js')).runPull(args) },
+  list: { usage: LIST_USAGE, run: async (args: string[]) => (await import('./list-command.js')).runList(args) },
   convert: { usage: CONVERT_USAGE, run: async (args: string[]) => (await import('./convert-command.js')).runConvert(args) },
   classify: { usage: CLASSIFY_USAGE, run: async (args: string[]) => (await import('./classify-command.js')).runClassify(args) },
 } as const;
@@ -10,7 +12,7 @@ const COMMANDS = {
 type CommandName = keyof typeof COMMANDS;
 
 /** Errors whose message says all there is to say (the library's own errors name the file and the fix). */
-const EXPLAINED = new Set(['CommandError', 'ConvertError', 'GuardModelError', 'OptionsError']);
+const EXPLAINED = new Set(['CommandError', 'ConvertError', 'DownloadError', 'GuardModelError', 'OptionsError']);
 
 function report(command: string, error: unknown): number {
   const prefix = `qwen3guard ${command}`;

@@ -1,9 +1,10 @@
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaModel, type Token } from 'node-llama-cpp';
+import { resolveModelPath } from '../download/resolve-model.js';
 import type { GuardLayout } from '../format/guard-metadata.js';
 import { parseOptions } from '../shared/validation.js';
 import { GuardModelError, readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
-import { guardOptionsSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
+import { guardLoadSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
 import { SequencePool } from './sequence-pool.js';
 import { GuardSession } from './session.js';
 import { SPECIAL_MARKERS, type Piece } from './template.js';
@@ -75,9 +76,11 @@ export class Qwen3Guard {
     this.tokenBytes = new TokenBytes(tokens);
   }
 
-  /** Loads a GGUF made by `qwen3guard convert`. Options are validated first; see `GuardOptions`. */
+  /** Loads a GGUF made by `qwen3guard convert`, or a model `qwen3guard pull` cached. Options are validated first; see `GuardOptions`. */
   static async load(options: GuardOptions): Promise<Qwen3Guard> {
-    const resolved = parseOptions(guardOptionsSchema, options, 'guard');
+    const parsed = parseOptions(guardLoadSchema, options, 'guard');
+    const modelPath = parsed.modelPath ?? (await resolveModelPath({ model: parsed.model!, cacheDir: parsed.cacheDir, pull: parsed.pull }));
+    const resolved: ResolvedGuardOptions = { ...parsed, modelPath };
     checkGgufFile(resolved.modelPath);
     const llama = await requireBackend(resolved.gpu, sharedLlama(resolved));
     const threads = resolved.threads ?? llama.cpuMathCores;

@@ -7,7 +7,13 @@ export const GPU_CHOICES = ['auto', false, 'cuda', 'vulkan', 'metal'] as const;
 export const guardOptionsSchema = z
   .object({
     /** Path of a GGUF made by `qwen3guard convert`. */
-    modelPath: z.string().min(1, 'modelPath must name a .gguf file made by `qwen3guard convert`'),
+    modelPath: z.string().min(1, 'modelPath must name a .gguf file made by `qwen3guard convert`').optional(),
+    /** Or a model pulled into the cache by `qwen3guard pull`: 'qwen3guard-stream-0.6b' (-4b, -8b; '-f16' etc. picks a type, default q8_0). */
+    model: z.string().min(1, "model must name a pulled model such as 'qwen3guard-stream-0.6b'").optional(),
+    /** The model cache (default `$XDG_CACHE_HOME/qwen3guard`, else `~/.cache/qwen3guard`). */
+    cacheDir: z.string().min(1).optional(),
+    /** With `model`: download and convert a published model on first use when it is not cached. */
+    pull: z.boolean().default(false),
     /** CPU threads for evaluation; defaults to the machine's math cores (node-llama-cpp's own default oversubscribes small machines). */
     threads: z.number().int().positive().optional(),
     /** 'auto' picks a GPU backend when one is usable, false forces the CPU. */
@@ -47,5 +53,17 @@ export const guardOptionsSchema = z
   })
   .strict();
 
+/** `Qwen3Guard.load`'s options: the fields above, with exactly one of modelPath and model. */
+export const guardLoadSchema = guardOptionsSchema
+  .refine((o) => (o.modelPath === undefined) !== (o.model === undefined), {
+    message: "give either modelPath (a .gguf file) or model (a pulled model such as 'qwen3guard-stream-0.6b'), exactly one",
+    path: ['modelPath'],
+  })
+  .refine((o) => o.model !== undefined || (o.cacheDir === undefined && !o.pull), {
+    message: 'cacheDir and pull apply only with model',
+    path: ['cacheDir'],
+  });
+
 export type GuardOptions = z.input<typeof guardOptionsSchema>;
-export type ResolvedGuardOptions = z.output<typeof guardOptionsSchema>;
+/** Resolved options: `modelPath` is the GGUF loaded, found from `model` when one was given. */
+export type ResolvedGuardOptions = Omit<z.output<typeof guardOptionsSchema>, 'modelPath'> & { modelPath: string };

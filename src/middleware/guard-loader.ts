@@ -19,7 +19,7 @@ export const isLoadFailure = (error: unknown): boolean => typeof error === 'obje
 const asError = (reason: unknown) => (reason instanceof Error ? reason : new Error(`the guard promise rejected with ${describeValue(reason)}`));
 
 /**
- * The guard, once: given, awaited from a promise, or loaded from `modelPath` on first use. A failed load is
+ * The guard, once: given, awaited from a promise, or loaded from `modelPath` or `model` on first use. A failed load is
  * retried with backoff by a later request (requests meanwhile fail at once with the same error); a failure
  * retrying cannot fix (a rejected promise, category names the guard lacks) is kept. Without `onError`, each
  * distinct cause is logged once with console.warn.
@@ -56,7 +56,7 @@ export class GuardLoader {
     if (this.guard) return Promise.resolve(this.guard);
     if (this.loading) return this.loading;
     if (this.failure && this.now() < this.failure.retryAt) return Promise.reject(this.failure.error);
-    return this.start(Qwen3Guard.load({ ...this.options.guardOptions, modelPath: this.options.modelPath! }), true);
+    return this.start(Qwen3Guard.load({ ...this.options.guardOptions, modelPath: this.options.modelPath, model: this.options.model }), true);
   }
 
   private start(load: Promise<Qwen3Guard>, owned: boolean): Promise<Qwen3Guard> {

@@ -74,8 +74,10 @@ export const middlewareOptionsSchema = z
     guard: guardInstance.optional(),
     /** Or a GGUF path, loaded once on first use. */
     modelPath: z.string().min(1).optional(),
-    /** Load options when `modelPath` is given. */
-    guardOptions: guardOptionsSchema.omit({ modelPath: true }).partial().optional(),
+    /** Or a model pulled by `qwen3guard pull` ('qwen3guard-stream-0.6b'), loaded from the cache on first use. */
+    model: z.string().min(1).optional(),
+    /** Load options when `modelPath` or `model` is given. */
+    guardOptions: guardOptionsSchema.omit({ modelPath: true, model: true }).partial().optional(),
     prompt: promptPolicySchema.optional(),
     response: responsePolicySchema.optional(),
     /** closed: a guard failure stops the answer as an Unsafe one would; open: the answer goes on unmoderated. */
@@ -88,12 +90,12 @@ export const middlewareOptionsSchema = z
     onError: callback<(error: unknown, info: GuardErrorInfo) => void>('onError'),
   })
   .strict()
-  .refine((o) => (o.guard === undefined) !== (o.modelPath === undefined), {
-    message: 'give either guard (a loaded Qwen3Guard) or modelPath (a GGUF loaded on first use), exactly one',
+  .refine((o) => [o.guard, o.modelPath, o.model].filter((v) => v !== undefined).length === 1, {
+    message: "give either guard (a loaded Qwen3Guard) or modelPath (a GGUF loaded on first use) or model (a pulled model such as 'qwen3guard-stream-0.6b'), exactly one",
     path: ['guard'],
   })
-  .refine((o) => o.guardOptions === undefined || o.modelPath !== undefined, {
-    message: 'guardOptions apply only with modelPath (a guard passed in is already loaded)',
+  .refine((o) => o.guardOptions === undefined || o.guard === undefined, {
+    message: 'guardOptions apply only with modelPath or model (a guard passed in is already loaded)',
     path: ['guardOptions'],
   });
 
