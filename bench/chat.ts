@@ -16,7 +16,7 @@ import { Qwen3Guard } from '../src/engine/guard.js';
 import { renderConversation } from '../src/engine/template.js';
 import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
 import { startOpenAiServer } from '../test/fixtures/openai-server.js';
-import { benchModel, tokenDeltas } from './fixture.js';
+import { benchModel, FLAG_ONLY_POLICY, tokenDeltas } from './fixture.js';
 
 const TURNS = 12;
 const USER_TOKENS = 50;
@@ -39,10 +39,7 @@ function prose(guard: Qwen3Guard, seed: number, tokens: number): string[] {
 
 const server = await startOpenAiServer();
 const provider = createOpenAI({ baseURL: server.baseURL, apiKey: 'bench' });
-const policy = {
-  response: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
-  prompt: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
-} as const;
+const policy = FLAG_ONLY_POLICY;
 
 // The same scripted chat for both runs.
 const scriptGuard = await load(false);

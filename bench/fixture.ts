@@ -18,3 +18,9 @@ export function tokenDeltas(guard: Qwen3Guard, text: string, tokens: number): st
   const ids = guard.tokenizeText(text).slice(0, tokens);
   return guard.tokenBytes.spans(text, ids).flatMap(({ start, end }) => (end > start ? [text.slice(start, end)] : []));
 }
+
+/** Random weights label randomly: the benchmarks flag instead of stopping, so every answer streams to its end. */
+export const FLAG_ONLY_POLICY = {
+  response: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
+  prompt: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
+} as const;

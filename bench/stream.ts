@@ -14,7 +14,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { Qwen3Guard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
 import { startOpenAiServer, wordDeltas } from '../test/fixtures/openai-server.js';
-import { benchModel, tokenDeltas } from './fixture.js';
+import { benchModel, FLAG_ONLY_POLICY, tokenDeltas } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
 const RUNS: Array<{ rate: number; tokens: number; q8?: boolean }> = [
@@ -36,10 +36,7 @@ const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math
 const guard = await Qwen3Guard.load({ modelPath: await benchModel(), contextSize: 4096, maxSessions: 1, gpu: process.env.BENCH_GPU === '1' ? 'auto' : false });
 const server = await startOpenAiServer();
 const provider = createOpenAI({ baseURL: server.baseURL, apiKey: 'bench' });
-const policy = {
-  response: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
-  prompt: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
-} as const;
+const policy = FLAG_ONLY_POLICY;
 const middleware = qwen3GuardMiddleware({ guard, ...policy }) as LanguageModelMiddleware;
 // The same model with q8_0 keys in its KV cache (cheaper attention as the answer grows), for one extra row.
 const guardQ8Keys = await Qwen3Guard.load({ modelPath: await benchModel(), contextSize: 4096, maxSessions: 1, gpu: process.env.BENCH_GPU === '1' ? 'auto' : false, kvCacheType: 'q8_0' });
