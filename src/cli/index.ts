@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { CLASSIFY_USAGE, CommandError, CONVERT_USAGE, MAIN_USAGE, UsageError } from './args.js';
+import { CHAT_USAGE, CLASSIFY_USAGE, CommandError, CONVERT_USAGE, MAIN_USAGE, UsageError } from './args.js';
 import { packageVersion } from './version.js';
 
 const COMMANDS = {
   convert: { usage: CONVERT_USAGE, run: async (args: string[]) => (await import('./convert-command.js')).runConvert(args) },
   classify: { usage: CLASSIFY_USAGE, run: async (args: string[]) => (await import('./classify-command.js')).runClassify(args) },
+  chat: { usage: CHAT_USAGE, run: async (args: string[]) => (await import('./chat-command.js')).runChat(args) },
 } as const;
 
 type CommandName = keyof typeof COMMANDS;
