@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ beforeAll(async () => {
     plantedCheckpoint().then((checkpoint) => convertedModel(checkpoint, 'q8_0')),
     mkdtemp(join(tmpdir(), 'qwen3guard-chat-')),
   ]);
-  // Panes stay after their command exits, so that its exit status can be read.
+  // Panes stay after their command exits, so that the last screen can be read.
   await writeFile(join(scratch, 'tmux.conf'), 'set -g remain-on-exit on\nset -g history-limit 5000\n');
 });
 
@@ -63,13 +63,15 @@ function startChat(session: string): void {
   const command = [
     'cd',
     quote(REPO_ROOT),
-    '&& exec env -u FORCE_COLOR -u OPENAI_API_KEY NO_COLOR=1',
+    '&& env -u FORCE_COLOR -u OPENAI_API_KEY NO_COLOR=1',
     quote(process.execPath),
     '--import tsx src/cli/index.ts chat --model',
     quote(modelPath),
     '--base-url',
     quote(server.baseURL),
     `--chat-model test-model --gpu cpu --threads ${TEST_THREADS}`,
+    // The shell reads the status as soon as the chat exits (tmux may reap its pane's process much later).
+    `; echo $? > ${quote(statusFile(session))}`,
   ].join(' ');
   tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '50', command);
 }
@@ -98,11 +100,17 @@ async function say(session: string, text: string): Promise<string> {
   return waitFor(session, `the prompt after '${text}'`, (s) => prompts(s) > before);
 }
 
-async function exitStatus(session: string): Promise<number> {
-  await waitFor(session, 'the chat to exit', () => tmux('display-message', '-p', '-t', session, '#{pane_dead}').trim() === '1', 20_000).catch((error: Error) => {
-    if (!error.message.includes('(the chat exited)')) throw error;
-  });
-  return Number(tmux('display-message', '-p', '-t', session, '#{pane_dead_status}').trim());
+const statusFile = (session: string) => join(scratch, `${session}.status`);
+
+/** The chat's exit status (128 + n for signal n), as its shell wrote it. */
+async function exitStatus(session: string): Promise<string> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const status = await readFile(statusFile(session), 'utf8').catch(() => '');
+    if (status.endsWith('\n')) return status.trim();
+    if (Date.now() > until) throw new Error(`the chat did not exit; the screen:\n${screen(session)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** The lines of the screen from the last one matching `from`. */
@@ -169,7 +177,7 @@ describe('qwen3guard chat in a terminal', () => {
     expect(slow.deltasWritten).toBeLessThan(SLOW.length);
 
     tmux('send-keys', '-t', session, 'C-d');
-    expect(await exitStatus(session)).toBe(0);
+    expect(await exitStatus(session)).toBe('0');
   });
 
   it.skipIf(!HAS_TMUX)(`exits on Ctrl-C at the prompt (130) ${HAS_TMUX ? '' : NO_TMUX}`, async () => {
@@ -177,7 +185,7 @@ describe('qwen3guard chat in a terminal', () => {
     startChat(session);
     await waitFor(session, 'the first prompt', (s) => prompts(s) === 1);
     tmux('send-keys', '-t', session, 'C-c');
-    expect(await exitStatus(session)).toBe(130);
+    expect(await exitStatus(session)).toBe('130');
   });
 });
 
