@@ -45,16 +45,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (HAS_TMUX) spawnSync('tmux', ['-L', socket(), 'kill-server']);
+  if (HAS_TMUX && scratch) spawnSync('tmux', ['-S', socket(), 'kill-server']);
   await server?.close();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
-/** A tmux server of this test file's own (never the user's). */
-const socket = () => `qwen3guard-chat-test-${process.pid}`;
+/** A tmux server of this test file's own (never the user's), its socket in the scratch folder. */
+const socket = () => join(scratch, 'tmux.sock');
 
 function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', socket(), '-f', join(scratch, 'tmux.conf'), ...args], { encoding: 'utf8' });
+  return execFileSync('tmux', ['-S', socket(), '-f', join(scratch, 'tmux.conf'), ...args], { encoding: 'utf8' });
 }
 
 /** Starts the chat in a new 120x50 tmux session, without colour. */

@@ -190,7 +190,14 @@ async function chatLoop(args: ChatArgs, key: string, sdk: Awaited<ReturnType<typ
     let failed: unknown;
     let started = false;
     try {
-      const result = sdk.streamText({ model, system: args.system, messages, abortSignal: cancel.signal, maxRetries: 1 });
+      const result = sdk.streamText({
+        model,
+        system: args.system,
+        messages,
+        abortSignal: cancel.signal,
+        maxRetries: 0, // one attempt: the user sees the error and can send again
+        onError: () => undefined, // the error part is shown below; the default would log a stack
+      });
       for await (const part of result.fullStream) {
         if (part.type === 'text-delta') {
           if (part.text === replacement || part.text === refusal) {
