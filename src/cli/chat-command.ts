@@ -232,8 +232,9 @@ async function chatLoop(args: ChatArgs, key: string, sdk: Awaited<ReturnType<typ
     // The conversation keeps what was shown: the released answer, with the guard's text set apart. A stopped
     // prompt is left out: the model never answered it, and the guard, which reads the whole conversation,
     // would find it in every later turn.
+    // The refusal is given only for a stopped prompt (also when the guard failed on it, failing closed).
     const released = [answer, setApart].filter(Boolean).join('\n\n');
-    if (released && !promptStopped) messages.push({ role: 'assistant', content: released });
+    if (released && !promptStopped && refusal === null) messages.push({ role: 'assistant', content: released });
     else messages.pop();
   }
 }
