@@ -74,7 +74,7 @@ describe('every bad value gets a message naming the field and what is allowed', 
   const overrideCases: Array<[string, Record<string, unknown>, RegExp]> = [
     ['providerOptions.qwen3guard.fail', { fail: 'never' }, /closed.*open/],
     ['providerOptions.qwen3guard.enabled', { enabled: 'no' }, /boolean/],
-    ['providerOptions.qwen3guard.response.mask', { response: { mask: 3 } }, /expected a string or a function returning a string, got 3/],
+    ['providerOptions.qwen3guard.response.mask', { response: { mask: 3 } }, /response\.mask: expected a string, got 3/],
   ];
   it.each(overrideCases)('request override %s', async (field, override, message) => {
     const errors: unknown[] = [];

@@ -11,6 +11,8 @@ export const MAIN_USAGE = `Usage:
   qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0]
   qwen3guard classify --model <file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
                       [--threads N] [--json]
+  qwen3guard chat --model <file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
+                  [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]
   qwen3guard --help | --version
 
 Run 'qwen3guard <command> --help' for the options of a command.`;
@@ -67,6 +69,26 @@ Classifies a prompt and, optionally, a response token by token.
   --json                print one JSON object instead of the coloured report
   -h, --help            show this help`;
 
+export const CHAT_USAGE = `Usage: qwen3guard chat --model <file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
+                       [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]`;
+
+export const CHAT_HELP = `${CHAT_USAGE}
+
+A terminal chat with any OpenAI-compatible server (OpenAI, llama.cpp, vLLM, Ollama), guarded by the model:
+the prompt verdict and every stop, redaction or flag show on their own line.
+
+  -m, --model <file>     a GGUF made by 'qwen3guard convert'
+  --base-url <url>       the server's API root (default: OPENAI_BASE_URL, else https://api.openai.com/v1)
+  --chat-model <name>    the model to chat with (default: CHAT_MODEL, else gpt-4o-mini)
+  --api-key-env <var>    the environment variable holding the API key (default: OPENAI_API_KEY; a local
+                         server needs none)
+  --gpu <backend>        the guard's backend: auto (default), cpu, cuda, vulkan or metal
+  --threads <N>          CPU threads for the guard (default: the machine's math cores)
+  --system <text>        a system message for the chat model (not sent to the guard)
+  -h, --help             show this help
+
+Ctrl-C stops an answer (the server is told to stop); at the prompt it quits (exit 130). Ctrl-D quits (exit 0).`;
+
 /** `parseArgs` (strict: pass `strict: true`), with its errors turned into short UsageErrors. */
 export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
   try {
@@ -87,6 +109,14 @@ export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
     if (code?.startsWith('ERR_PARSE_ARGS_')) throw new UsageError(message);
     throw error;
   }
+}
+
+/** `--threads`: a whole number of at least 1. */
+export function parseThreads(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const threads = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(threads) || threads < 1) throw new CommandError(`--threads must be a whole number of at least 1, got '${value}'`);
+  return threads;
 }
 
 /** A failure the CLI reports as `qwen3guard <command>: <message>` (exit 1), without a stack trace. */

@@ -1,8 +1,8 @@
-import { stat } from 'node:fs/promises';
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
 import { IM_END } from '../engine/template.js';
 import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../engine/types.js';
-import { CLASSIFY_HELP, CommandError, parseCommandLine, UsageError } from './args.js';
+import { CLASSIFY_HELP, parseCommandLine, parseThreads, UsageError } from './args.js';
+import { checkModelFile } from './model-file.js';
 import { label, token, useColour } from './render.js';
 
 export interface ClassifyArgs {
@@ -33,11 +33,7 @@ export function parseClassifyArgs(args: string[]): ClassifyArgs | null {
   if (values.help) return null;
   if (values.model === undefined) throw new UsageError('missing --model <file.gguf>');
   if (values.prompt === undefined) throw new UsageError('missing --prompt <text>');
-  let threads: number | undefined;
-  if (values.threads !== undefined) {
-    threads = /^\s*\d+\s*$/.test(values.threads) ? Number(values.threads) : NaN;
-    if (!Number.isSafeInteger(threads) || threads < 1) throw new CommandError(`--threads must be a whole number of at least 1, got '${values.threads}'`);
-  }
+  const threads = parseThreads(values.threads);
   return { model: values.model, prompt: values.prompt, response: values.response, reasoning: values.reasoning, threads, json: values.json ?? false };
 }
 
@@ -61,9 +57,7 @@ export interface Classification {
 
 /** Runs the guard over the prompt and, when given, the reasoning and the answer (closed by `<|im_end|>`). */
 export async function classify(args: ClassifyArgs): Promise<Classification> {
-  const file = await stat(args.model).catch(() => undefined);
-  if (!file) throw new CommandError(`${args.model} does not exist: convert a checkpoint with 'qwen3guard convert <checkpoint-dir> -o model.gguf'`);
-  if (!file.isFile()) throw new CommandError(`${args.model} is not a file: give the path of a .gguf made by 'qwen3guard convert'`);
+  await checkModelFile(args.model);
 
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
   const { Qwen3Guard } = await import('../engine/guard.js');

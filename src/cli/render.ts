@@ -16,6 +16,7 @@ const SGR = {
   yellow: ['\x1b[33m', '\x1b[39m'],
   green: ['\x1b[32m', '\x1b[39m'],
   bold: ['\x1b[1m', '\x1b[22m'],
+  dim: ['\x1b[2m', '\x1b[22m'],
 } as const;
 
 export type Style = keyof typeof SGR;

@@ -1,4 +1,4 @@
-import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaModel, type Token } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaGpuType, type LlamaModel, type Token } from 'node-llama-cpp';
 import { resolveModelPath } from '../download/resolve-model.js';
 import type { GuardLayout } from '../format/guard-metadata.js';
 import { parseOptions } from '../shared/validation.js';
@@ -106,6 +106,11 @@ export class Qwen3Guard {
       await model.dispose();
       throw error;
     }
+  }
+
+  /** The backend llama.cpp runs on: 'cuda', 'vulkan', 'metal', or false for the CPU. */
+  get backend(): LlamaGpuType {
+    return this.model.llama.gpu;
   }
 
   /**

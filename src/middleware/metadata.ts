@@ -1,10 +1,10 @@
-import type { JSONObject, JSONValue } from '@ai-sdk/provider';
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
 import { GuardBusyError } from '../engine/sequence-pool.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
 import { isLoadFailure } from './guard-loader.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
+import type { Qwen3GuardMetadata } from './metadata-types.js';
 import type { ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
 import type { PromptCheck } from './prompt-check.js';
 import type { ResponseModeration } from './response-moderation.js';
@@ -72,7 +72,7 @@ function errorCode(failure: unknown, policyFailed: boolean): GuardErrorCode | nu
 }
 
 /** `providerMetadata.qwen3guard` of the finish part: what the guard decided and did, JSON only. */
-export function guardMetadata({ check, moderation, policy, leakedChars, error }: MetadataInput): JSONObject {
+export function guardMetadata({ check, moderation, policy, leakedChars, error }: MetadataInput): Qwen3GuardMetadata {
   const { decision, action } = summarize(moderation);
   const verdict = check?.verdict;
   const tokens = moderation?.tracker.tokens ?? [];
@@ -80,7 +80,7 @@ export function guardMetadata({ check, moderation, policy, leakedChars, error }:
   const lags = moderation?.lags ?? [];
   const promptStopped = check !== null && (check.action === 'rewrite' || check.action === 'abort');
   const failure = error ?? check?.error;
-  const metadata: Record<string, JSONValue> = {
+  const metadata: Qwen3GuardMetadata = {
     prompt: verdict
       ? {
           riskLevel: verdict.riskLevel,

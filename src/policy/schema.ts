@@ -80,13 +80,25 @@ export const responsePolicySchema = z
   })
   .strict();
 
-/** Options a single request may override through `providerOptions.qwen3guard`. */
+/**
+ * A text option per request: a string only. `providerOptions` is JSON data (it may come from a client or a
+ * config file), so a function there is refused with where it belongs instead.
+ */
+const requestText = (policy: 'prompt' | 'response', name: string) =>
+  z.string({
+    error: (issue) =>
+      typeof issue.input === 'function'
+        ? `a function cannot be passed per request (providerOptions is JSON data): give ${policy}.${name} a function at construction, qwen3GuardMiddleware({ ${policy}: { ${name} } }), or a string here`
+        : expected('a string')(issue),
+  });
+
+/** Options a single request may override through `providerOptions.qwen3guard`: JSON only. */
 export const requestOverrideSchema = z
   .object({
     /** false skips moderation for this request. */
     enabled: z.boolean().optional(),
-    prompt: promptPolicySchema.optional(),
-    response: responsePolicySchema.optional(),
+    prompt: promptPolicySchema.extend({ refusal: requestText('prompt', 'refusal').optional() }).optional(),
+    response: responsePolicySchema.extend({ replacement: requestText('response', 'replacement').optional(), mask: requestText('response', 'mask').optional() }).optional(),
     fail: z.enum(['closed', 'open']).optional(),
   })
   .strict();
@@ -101,7 +113,15 @@ type WithCategories<T, C extends string> = Omit<T, 'categories'> & { categories?
 
 export type PromptPolicyInput = WithCategories<z.input<typeof promptPolicySchema>, PromptCategory>;
 export type ResponsePolicyInput = WithCategories<z.input<typeof responsePolicySchema>, ResponseCategory>;
-export type RequestOverride = Omit<z.input<typeof requestOverrideSchema>, 'prompt' | 'response'> & {
-  prompt?: PromptPolicyInput;
-  response?: ResponsePolicyInput;
+type RequestInput = z.input<typeof requestOverrideSchema>;
+
+/**
+ * `providerOptions.qwen3guard` of one request: JSON data only (texts are strings; functions go at
+ * construction). Assignable to the AI SDK's provider options without a cast.
+ */
+export type Qwen3GuardRequestOptions = Omit<RequestInput, 'prompt' | 'response'> & {
+  prompt?: WithCategories<NonNullable<RequestInput['prompt']>, PromptCategory>;
+  response?: WithCategories<NonNullable<RequestInput['response']>, ResponseCategory>;
 };
+/** @deprecated the same as `Qwen3GuardRequestOptions` (per request, texts are strings). */
+export type RequestOverride = Qwen3GuardRequestOptions;

@@ -1,0 +1,53 @@
+import type { ResponsePart, RiskLevel, RiskProbabilities } from '../engine/types.js';
+import type { Action } from '../policy/schema.js';
+import type { GuardErrorCode } from './metadata.js';
+
+// Type aliases, not interfaces: only these are assignable to the AI SDK's JSONObject (an index signature).
+
+/** One flag raised on the response, in order. */
+export type Qwen3GuardFlagMetadata = {
+  /** Index among the scored response tokens of the token that completed the flagged run. */
+  tokenIndex: number;
+  /** Where the flagged run starts in its part's text (null for the closing tokens). */
+  charOffset: number | null;
+  part: ResponsePart;
+  riskLevel: RiskLevel;
+  category: string | null;
+  action: Action;
+};
+
+/**
+ * `providerMetadata.qwen3guard` of the finish part (stream) or of the result (generate): what the guard
+ * decided and did, JSON only.
+ */
+export type Qwen3GuardMetadata = {
+  /** The prompt verdict; null when there was none (the guard failed, or the request had no user message). */
+  prompt: {
+    riskLevel: RiskLevel;
+    category: string | null;
+    probabilities: RiskProbabilities;
+    action: Action;
+    /** The verdict came from the per-conversation cache. */
+    cached: boolean;
+    latencyMs: number;
+  } | null;
+  /** The official decision over the scored response tokens; null when no response was moderated. */
+  response: {
+    riskLevel: RiskLevel;
+    category: string | null;
+    tokenIndex: number | null;
+    charOffset: number | null;
+    part: ResponsePart | null;
+  } | null;
+  /** The strongest action taken: on the prompt when it stopped the request, else on the response. */
+  action: Action | 'none';
+  flags: Qwen3GuardFlagMetadata[];
+  tokens: { scored: number; heldMax: number };
+  /** How far the guard trailed the upstream per token, in ms; null without scored tokens. */
+  guardLagMs: { p50: number; p95: number; max: number } | null;
+  release: 'hold' | 'optimistic';
+  /** Characters of flagged spans already sent downstream (optimistic release). */
+  leakedChars: number;
+  /** Present only when something failed: the kind of failure, never its text. */
+  error?: { code: GuardErrorCode };
+};
