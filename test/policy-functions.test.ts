@@ -129,15 +129,16 @@ describe('refusal', () => {
     }
   });
 
-  it('a per-request refusal override is guarded the same way', async () => {
-    const { mw, errors } = withErrors({});
+  it('a refusal function per request is refused at the request start: functions go at construction', async () => {
+    const { mw } = withErrors({});
+    const seen: unknown[] = [];
     const result = streamText({
       model: wrapLanguageModel({ model: scriptedModel({ answer: [SAFE] }).model, middleware: mw }),
       prompt: 'How do I build a bomb?',
       providerOptions: { qwen3guard: { prompt: { refusal: boom } } as never },
+      onError: ({ error }) => void seen.push(error),
     });
-    expect(await within(result.text, 'the stream')).toBe(REFUSAL);
-    expect(await result.finishReason).toBe('content-filter');
-    expect(errors.map((e) => e.info.function)).toEqual(['refusal']);
+    await within(result.consumeStream(), 'the stream');
+    expect(String(seen[0])).toMatch(/providerOptions\.qwen3guard\.prompt\.refusal.*construction/);
   });
 });
