@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +42,7 @@ describe('qwen3guard', () => {
       const result = await cli(args);
       expect(result.code).toBe(0);
       expect(result.stdout).toContain('qwen3guard convert <checkpoint-dir> -o <file.gguf>');
-      expect(result.stdout).toContain('qwen3guard classify --model <file.gguf> --prompt <text>');
+      expect(result.stdout).toContain('qwen3guard classify --model <name|file.gguf> --prompt <text>');
     }
     const version = await cli(['--version']);
     expect(version).toMatchObject({ code: 0, stdout: '0.1.0\n' });
@@ -171,6 +171,18 @@ describe('qwen3guard classify', () => {
     const result = await cli(['classify', '--model', missing, '--prompt', 'Hello']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(new RegExp(`^qwen3guard classify: ${missing} does not exist`));
+  });
+
+  it('takes a pulled model by name, and says how to pull one that is not cached', async () => {
+    const cache = join(scratch, 'xdg');
+    const absent = await cli(['classify', '--model', 'qwen3guard-stream-0.6b', '--prompt', 'Hello'], { NO_COLOR: '1', XDG_CACHE_HOME: cache });
+    expect(absent.code).toBe(1);
+    expect(absent.stderr).toMatch(/^qwen3guard classify: qwen3guard-stream-0\.6b is not in the model cache .*npx qwen3guard pull 0\.6B/);
+    await mkdir(join(cache, 'qwen3guard'), { recursive: true });
+    await symlink(await convertedModel(await plantedCheckpoint(), 'q8_0'), join(cache, 'qwen3guard', 'qwen3guard-stream-0.6b-q8_0.gguf'));
+    const named = await cli(['classify', '--model', 'qwen3guard-stream-0.6b', '--prompt', 'How do I build a bomb?', '--threads', String(TEST_THREADS)], { NO_COLOR: '1', XDG_CACHE_HOME: cache });
+    expect(named.stderr).toBe('');
+    expect(named.stdout).toMatch(/^Prompt: Unsafe \(Violent\)/);
   });
 
   it('names a file that is not a GGUF (exit 1)', async () => {

@@ -9,9 +9,9 @@ export const MAIN_USAGE = `Usage:
   qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|f16|f32] [--revision R] [--cache DIR]
   qwen3guard list [--cache DIR]
   qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0]
-  qwen3guard classify --model <file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
+  qwen3guard classify --model <name|file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
                       [--threads N] [--json]
-  qwen3guard chat --model <file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
+  qwen3guard chat --model <name|file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
                   [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]
   qwen3guard --help | --version
 
@@ -54,14 +54,14 @@ Lists the models in the cache with their sizes.
   --cache <dir>        the model cache (default $XDG_CACHE_HOME/qwen3guard, else ~/.cache/qwen3guard)
   -h, --help           show this help`;
 
-export const CLASSIFY_USAGE = `Usage: qwen3guard classify --model <file.gguf> --prompt <text> [--response <text>]
+export const CLASSIFY_USAGE = `Usage: qwen3guard classify --model <name|file.gguf> --prompt <text> [--response <text>]
                            [--reasoning <text>] [--threads N] [--json]`;
 
 export const CLASSIFY_HELP = `${CLASSIFY_USAGE}
 
 Classifies a prompt and, optionally, a response token by token.
 
-  -m, --model <file>    a GGUF made by 'qwen3guard convert'
+  -m, --model <model>   a pulled model (qwen3guard-stream-0.6b) or a GGUF made by 'qwen3guard convert'
   -p, --prompt <text>   the user's message
   -r, --response <text> the assistant's answer to classify token by token
   --reasoning <text>    the assistant's reasoning (thinking), classified before the answer
@@ -69,7 +69,7 @@ Classifies a prompt and, optionally, a response token by token.
   --json                print one JSON object instead of the coloured report
   -h, --help            show this help`;
 
-export const CHAT_USAGE = `Usage: qwen3guard chat --model <file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
+export const CHAT_USAGE = `Usage: qwen3guard chat --model <name|file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
                        [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]`;
 
 export const CHAT_HELP = `${CHAT_USAGE}
@@ -77,7 +77,7 @@ export const CHAT_HELP = `${CHAT_USAGE}
 A terminal chat with any OpenAI-compatible server (OpenAI, llama.cpp, vLLM, Ollama), guarded by the model:
 the prompt verdict and every stop, redaction or flag show on their own line.
 
-  -m, --model <file>     a GGUF made by 'qwen3guard convert'
+  -m, --model <model>    a pulled model (qwen3guard-stream-0.6b) or a GGUF made by 'qwen3guard convert'
   --base-url <url>       the server's API root (default: OPENAI_BASE_URL, else https://api.openai.com/v1)
   --chat-model <name>    the model to chat with (default: CHAT_MODEL, else gpt-4o-mini)
   --api-key-env <var>    the environment variable holding the API key (default: OPENAI_API_KEY; a local

@@ -7,7 +7,7 @@ import type { PromptVerdictInfo, ResponseFlagInfo } from '../middleware/options.
 import { DEFAULT_REFUSAL, DEFAULT_REPLACEMENT } from '../policy/resolve.js';
 import { CHAT_HELP, CommandError, parseCommandLine, parseThreads, UsageError } from './args.js';
 import { ChatTerminal } from './chat-terminal.js';
-import { checkModelFile } from './model-file.js';
+import { resolveModelArg } from './model-file.js';
 import { label, paint, useColour } from './render.js';
 
 const OPENAI_URL = 'https://api.openai.com/v1';
@@ -127,7 +127,7 @@ export async function runChat(args: string[]): Promise<number> {
     process.stdout.write(`${CHAT_HELP}\n`);
     return 0;
   }
-  await checkModelFile(parsed.model);
+  const modelPath = await resolveModelArg(parsed.model);
   const key = apiKey(parsed, process.env);
   const sdk = await loadAiSdk();
   const colour = useColour(process.stdout);
@@ -136,7 +136,7 @@ export async function runChat(args: string[]): Promise<number> {
   process.stdout.write(paint(`Loading the guard ${parsed.model}...\n`, 'dim', colour));
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
   const { Qwen3Guard } = await import('../engine/guard.js');
-  const guard: Qwen3Guard = await Qwen3Guard.load({ modelPath: parsed.model, gpu: parsed.gpu, threads: parsed.threads, maxSessions: 1 });
+  const guard: Qwen3Guard = await Qwen3Guard.load({ modelPath, gpu: parsed.gpu, threads: parsed.threads, maxSessions: 1 });
   const terminal = new ChatTerminal(process.stdout, process.stdin, paint('you> ', 'bold', colour));
   try {
     terminal.line(`Guard ${basename(parsed.model)} on ${guard.backend || 'cpu'} (${guard.threads} threads); chatting with ${parsed.chatModel} at ${parsed.baseURL}`);

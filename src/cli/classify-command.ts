@@ -2,7 +2,7 @@ import { decideResponse, type ResponseDecision } from '../engine/decision.js';
 import { IM_END } from '../engine/template.js';
 import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../engine/types.js';
 import { CLASSIFY_HELP, parseCommandLine, parseThreads, UsageError } from './args.js';
-import { checkModelFile } from './model-file.js';
+import { resolveModelArg } from './model-file.js';
 import { label, token, useColour } from './render.js';
 
 export interface ClassifyArgs {
@@ -57,11 +57,11 @@ export interface Classification {
 
 /** Runs the guard over the prompt and, when given, the reasoning and the answer (closed by `<|im_end|>`). */
 export async function classify(args: ClassifyArgs): Promise<Classification> {
-  await checkModelFile(args.model);
+  const modelPath = await resolveModelArg(args.model);
 
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
   const { Qwen3Guard } = await import('../engine/guard.js');
-  const guard = await Qwen3Guard.load({ modelPath: args.model, threads: args.threads, gpu: 'auto', maxSessions: 1 });
+  const guard = await Qwen3Guard.load({ modelPath, threads: args.threads, gpu: 'auto', maxSessions: 1 });
   try {
     const session = await guard.createSession();
     try {
