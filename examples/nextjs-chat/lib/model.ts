@@ -15,7 +15,8 @@ export function chatModel(): LanguageModel {
     middleware: qwen3GuardMiddleware({
       guard: getGuard(),
       prompt: { categories: { Jailbreak: 'rewrite' } }, // Unsafe prompts: the refusal (default rewrite)
-      response: { mode: 'loose', categories: { PII: 'redact' } }, // Unsafe answers: stopped and replaced (default rewrite)
+      // Unsafe answers: stopped and replaced (the default rewrite); Controversial ones shown and reported.
+      response: { actions: { Controversial: 'flag' }, categories: { PII: 'redact' } },
       onResponseFlag: (flag) => console.warn('qwen3guard flagged', flag.category, flag.action),
     }),
   });
