@@ -40,6 +40,8 @@ export interface SoakReport {
   rssEndMb: number;
   rssGrowthMb: number;
   heapEndMb: number;
+  /** p95 latency of each successive window of `window` streams, in order. */
+  p95ByWindowMs: number[];
   p95FirstMs: number;
   p95LastMs: number;
   wallS: number;
@@ -154,6 +156,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     rssEndMb: Math.round(rssEnd),
     rssGrowthMb: Math.round(rssEnd - rssAfterWarmup),
     heapEndMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+    p95ByWindowMs: Array.from({ length: Math.floor(options.streams / options.window) }, (_, w) => Math.round(quantile(latencies.slice(w * options.window, (w + 1) * options.window), 0.95))),
     p95FirstMs: Math.round(quantile(first, 0.95)),
     p95LastMs: Math.round(quantile(last, 0.95)),
     wallS: Math.round((performance.now() - started) / 100) / 10,
