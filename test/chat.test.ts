@@ -210,7 +210,7 @@ describe('qwen3guard chat arguments', () => {
       system: 'Be brief.',
     });
     expect(parseChatArgs(['--help'], {})).toBeNull();
-    expect(() => parseChatArgs([], {})).toThrow('missing --model <file.gguf>');
+    expect(() => parseChatArgs([], {})).toThrow('missing --model <name|file.gguf>');
     expect(() => parseChatArgs(['-m', 'g.gguf', '--gpu', 'tpu'], {})).toThrow("unknown --gpu 'tpu': use one of auto, cpu, cuda, vulkan, metal");
     expect(() => parseChatArgs(['-m', 'g.gguf', '--base-url', 'localhost:8080'], {})).toThrow('--base-url must be an http(s) URL');
     expect(() => parseChatArgs(['-m', 'g.gguf', '--api-key-env', '$KEY'], {})).toThrow('--api-key-env takes the name of an environment variable');

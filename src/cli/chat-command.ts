@@ -41,7 +41,7 @@ export function parseChatArgs(args: string[], env: NodeJS.ProcessEnv = process.e
     },
   });
   if (values.help) return null;
-  if (values.model === undefined) throw new UsageError('missing --model <file.gguf>');
+  if (values.model === undefined) throw new UsageError('missing --model <name|file.gguf>');
   const gpu = values.gpu ?? 'auto';
   if (!(GPU_CHOICES as readonly string[]).includes(gpu)) throw new UsageError(`unknown --gpu '${gpu}': use one of ${GPU_CHOICES.join(', ')}`);
   const baseURL = values['base-url'] ?? (env.OPENAI_BASE_URL || OPENAI_URL);

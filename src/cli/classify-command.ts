@@ -31,7 +31,7 @@ export function parseClassifyArgs(args: string[]): ClassifyArgs | null {
     },
   });
   if (values.help) return null;
-  if (values.model === undefined) throw new UsageError('missing --model <file.gguf>');
+  if (values.model === undefined) throw new UsageError('missing --model <name|file.gguf>');
   if (values.prompt === undefined) throw new UsageError('missing --prompt <text>');
   const threads = parseThreads(values.threads);
   return { model: values.model, prompt: values.prompt, response: values.response, reasoning: values.reasoning, threads, json: values.json ?? false };
