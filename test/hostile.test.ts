@@ -192,9 +192,9 @@ describe('engine API misuse', () => {
     try {
       const bad: Array<[unknown, RegExp]> = [
         [[], /non-empty array/],
-        ['hello', /non-empty array of \{ role, content \}, got "hello"/],
+        ['hello', /non-empty array of \{ role, content \}, got 'hello'/],
         [[{ role: 'user', content: 5 }], /messages\[0\]\.content must be a string.*got 5/],
-        [[{ role: 'bot', content: 'hi' }], /messages\[0\]\.role must be 'system', 'user', 'assistant', 'tool', got "bot"/],
+        [[{ role: 'bot', content: 'hi' }], /messages\[0\]\.role must be 'system', 'user', 'assistant' or 'tool', got 'bot'/],
         [[null], /messages\[0\] must be an object/],
         [[{ role: 'user', content: 'hi', reasoning: 3 }], /reasoning must be a string/],
       ];
@@ -204,7 +204,7 @@ describe('engine API misuse', () => {
         expect(String(error)).toMatch(message);
       }
       expect((await session.checkPrompt([{ role: 'user', content: 'hi' }])).riskLevel).toBe('Safe');
-      await expect(session.appendText('answr' as never, 'x')).rejects.toThrow(/part must be 'reasoning' or 'answer', got "answr"/);
+      await expect(session.appendText('answr' as never, 'x')).rejects.toThrow(/part must be 'reasoning' or 'answer', got 'answr'/);
       await expect(session.appendText('answer', null as never)).rejects.toThrow(/text must be a string, got null/);
       const vocab = guard.layout.vocabSize;
       for (const ids of [[-1], [1.5], [vocab], [vocab + 100], 'abc']) {

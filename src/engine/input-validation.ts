@@ -1,3 +1,4 @@
+import { describeValue as describe, listOf } from '../shared/validation.js';
 import type { GuardMessage, ResponsePart } from './types.js';
 
 /** A call to the engine's public API with arguments it cannot take; nothing was evaluated. */
@@ -8,13 +9,6 @@ export class GuardInputError extends TypeError {
 const ROLES = ['system', 'user', 'assistant', 'tool'] as const;
 const PARTS: readonly ResponsePart[] = ['reasoning', 'answer'];
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (value === null || value === undefined) return String(value);
-  return Array.isArray(value) ? 'an array' : typeof value;
-}
-
 /** Checks `checkPrompt`'s conversation before anything is evaluated. */
 export function validateMessages(messages: unknown): asserts messages is readonly GuardMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) {
@@ -24,14 +18,14 @@ export function validateMessages(messages: unknown): asserts messages is readonl
     const at = `checkPrompt: messages[${i}]`;
     if (typeof m !== 'object' || m === null) throw new GuardInputError(`${at} must be an object { role, content }, got ${describe(m)}`);
     const { role, content, reasoning } = m as Record<string, unknown>;
-    if (!ROLES.includes(role as GuardMessage['role'])) throw new GuardInputError(`${at}.role must be ${ROLES.map((r) => `'${r}'`).join(', ')}, got ${describe(role)}`);
+    if (!ROLES.includes(role as GuardMessage['role'])) throw new GuardInputError(`${at}.role must be ${listOf(ROLES)}, got ${describe(role)}`);
     if (typeof content !== 'string') throw new GuardInputError(`${at}.content must be a string (the turn's text; pass '' for none), got ${describe(content)}`);
     if (reasoning !== undefined && typeof reasoning !== 'string') throw new GuardInputError(`${at}.reasoning must be a string or absent, got ${describe(reasoning)}`);
   });
 }
 
 export function validatePart(part: unknown, what: string): asserts part is ResponsePart {
-  if (!PARTS.includes(part as ResponsePart)) throw new GuardInputError(`${what}: part must be 'reasoning' or 'answer', got ${describe(part)}`);
+  if (!PARTS.includes(part as ResponsePart)) throw new GuardInputError(`${what}: part must be ${listOf(PARTS)}, got ${describe(part)}`);
 }
 
 export function validateText(text: unknown, what: string): asserts text is string {

@@ -138,8 +138,9 @@ export class ResponseModeration {
       // Text between tokens (newlines the template strips) goes with the token after it.
       const segEnd = Math.min(end, to);
       if (token.status === 'masked' || maskedCarry) {
+        // Spans are contiguous, so a carried empty span starts where this token does.
         const first = maskedCarry ?? token;
-        const mask = (maskedCarry ? maskedCarry.verdict.start! : start) >= at && this.isSpanStart(first) ? this.maskFor(first) : undefined;
+        const mask = start >= at && this.isSpanStart(first) ? this.maskFor(first) : undefined;
         out.push({ start: at, end: segEnd, status: 'masked', ...(mask !== undefined ? { mask } : {}) });
       } else out.push({ start: at, end: segEnd, status: 'pass' });
       maskedCarry = null;
