@@ -53,6 +53,11 @@ export class TextAligner {
     return this.pending.length;
   }
 
+  /** The text received but not yet released: it may still re-tokenize when more text comes. */
+  get pendingText(): string {
+    return this.pending;
+  }
+
   push(delta: string): AlignedChunk[] {
     const out: AlignedChunk[] = [];
     for (let i = 0; i < delta.length; i += MAX_HELD_CHARS) {

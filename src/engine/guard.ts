@@ -33,6 +33,10 @@ export interface GuardStats {
   evaluatedTokens: number;
   /** Conversation tokens found in a kept sequence's KV cache instead of evaluated again. */
   reusedTokens: number;
+  /** Response tokens evaluated ahead of their text's arrival being complete (`GuardSession.speculate`). */
+  speculatedTokens: number;
+  /** Speculated tokens that came out otherwise once the text was complete, and were erased. */
+  discardedTokens: number;
   /** Response tokens scored. */
   scoredTokens: number;
   /** Evaluation calls of sessions (each one decode per batch; a long text is split to bound output memory). */
@@ -50,7 +54,7 @@ export interface GuardStats {
  * own sequence so that concurrent conversations are evaluated in the same decode batches.
  */
 export class Qwen3Guard {
-  readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, scoredTokens: 0, evaluations: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
+  readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, speculatedTokens: 0, discardedTokens: 0, scoredTokens: 0, evaluations: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
   /** @internal The sequences and the conversations their KV caches keep. */
   readonly pool: SequencePool;
   private readonly specialIds = new Map<string, number>();

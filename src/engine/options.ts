@@ -33,6 +33,12 @@ export const guardOptionsSchema = z
      * its new tokens. false clears a sequence when its session ends (every turn re-reads the whole conversation).
      */
     reuseKv: z.boolean().default(true),
+    /**
+     * Evaluate the tail of a streamed text ahead, before the next delta shows whether it re-tokenizes (the
+     * middleware speculates the text its aligner holds): verdicts are ready as soon as the text is final, at the
+     * cost of re-evaluating the tokens a delta changes (a word split between deltas). false: evaluate final text only.
+     */
+    speculate: z.boolean().default(true),
     /** Tokens per decode when several sessions are batched (node-llama-cpp batch size). */
     batchSize: z.number().int().min(1).optional(),
     /** Exact probabilities for every response token (costs a top-k over guard_inner_size rows per token). */

@@ -82,6 +82,13 @@ export class GuardSession {
   };
   private readonly responseRead: Readout;
   private readonly queryRead: Readout;
+  /**
+   * Tokens evaluated ahead of the text given (`speculate`): the last cells of the sequence (and of `fed`), with
+   * their outputs. A later call whose tokens start with them takes their outputs instead of evaluating again.
+   */
+  private tentative: Array<{ item: Item; output: ControlledEvaluateIndexOutput | undefined }> = [];
+  /** A speculation started after a call returned failed: the next call reports it. */
+  private speculationFailure: { error: unknown } | null = null;
 
   constructor(
     readonly guard: Qwen3Guard,
@@ -165,45 +172,93 @@ export class GuardSession {
    * aligner guarantees it); pass `final` with the last reasoning chunk so the template's closing newline is
    * tokenized with it. Returns the new tokens' verdicts, with offsets in this part's text as given.
    */
-  appendText(part: ResponsePart, text: string, options: { final?: boolean } = {}): Promise<TokenVerdict[]> {
+  appendText(part: ResponsePart, text: string, options: { final?: boolean; ahead?: string } = {}): Promise<TokenVerdict[]> {
     return this.serial(async () => {
       validatePart(part, 'appendText');
       validateText(text, 'appendText');
+      if (options.ahead !== undefined) validateText(options.ahead, 'appendText (ahead)');
       const items = this.openPart(part);
-      const state = this.parts[part];
-      let raw = text;
-      if (!state.started) {
-        // The template drops leading newlines of both parts (and trailing ones of the reasoning).
-        const stripped = raw.replace(/^\n+/, '');
-        state.consumed += raw.length - stripped.length;
-        raw = stripped;
-      }
-      if (options.final && part === 'reasoning') raw = raw.replace(/\n+$/, '');
-      const { text: content, toOriginal } = normalizeNfc(raw);
-      const prefix = state.started || !content ? '' : part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
-      const suffix = options.final && part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningSuffix : '';
-      if (content) state.started = true;
-      const segment = prefix + content + suffix;
-      const ids = this.guard.tokenizeText(segment);
-      const spans = this.guard.tokenBytes.spans(segment, ids);
-      // Bytes, not characters, decide what is scored: every byte token of a split character is content,
-      // wherever the chunk ends (prefix and suffix are ASCII, one byte per character).
-      const contentBytes = [prefix.length, prefix.length + Buffer.byteLength(content, 'utf8')];
-      ids.forEach((id, k) => {
-        const { byteStart, byteEnd, start, end } = spans[k];
-        // Tokens made only of template text are scaffold; a token straddling into the content is scored.
-        const scored = byteEnd > contentBytes[0] && byteStart < contentBytes[1];
-        const toPart = (x: number) => state.consumed + toOriginal[Math.min(content.length, Math.max(0, x - prefix.length))];
-        items.push(scored ? { id, scored, part, start: toPart(start), end: toPart(end) } : { id, scored });
-      });
-      state.consumed += raw.length;
-      if (options.final && part === 'reasoning') {
-        state.closed = true;
-        // With content, its segment already ends in the closing newline; otherwise add it (or the empty block).
-        items.push(...(content ? this.scaffold([{ special: END_THINK }]) : this.reasoningClosing(!state.started)));
-      }
-      return this.score(items);
+      const { items: textItems, state } = this.textItems(part, text, options.final === true);
+      this.parts[part] = state;
+      const ahead = options.ahead && !state.closed ? this.textItems(part, options.ahead, false).items : [];
+      return this.score([...items, ...textItems], ahead);
     });
+  }
+
+  /**
+   * Evaluates `text` ahead, as if appended to `part` now, without appending it: the tail of a streamed text
+   * that later text may still re-tokenize. When the text is appended (with `appendText`, in one call or
+   * several), the tokens it starts with that were evaluated here are not evaluated again; tokens that came out
+   * differently are erased from the KV cache (its last cells: cheap). Verdicts come only from `appendText`, so
+   * nothing is decided on text that may change. `speculate('answer', '')` right after the prompt evaluates the
+   * answer's scaffold (the empty thinking block) while the upstream model has not answered yet.
+   * `appendText(part, text, { ahead })` does the same for the text after `text`: in the same decode when `text`
+   * needs one, else right after its verdicts are returned.
+   */
+  speculate(part: ResponsePart, text: string): Promise<void> {
+    return this.serial(async () => {
+      validatePart(part, 'speculate');
+      validateText(text, 'speculate');
+      this.expectPhase(part === 'reasoning' ? ['prompted', 'reasoning'] : ['prompted', 'reasoning', 'answer'], 'speculate');
+      if (part === 'reasoning' && this.parts.reasoning.closed) return;
+      await this.speculateItems([...this.openingItems(part), ...this.textItems(part, text, false).items]);
+    });
+  }
+
+  /** Evaluates items after the committed tokens as speculated ones, keeping the speculated tokens they start with. */
+  private async speculateItems(items: Item[]): Promise<void> {
+    const kept = this.matchTentative(items);
+    if (kept === items.length) return;
+    await this.dropTentative(kept);
+    const rest = items.slice(kept);
+    this.keepTentative(rest, await this.evaluateItems(rest));
+  }
+
+  private keepTentative(items: Item[], outputs: Array<ControlledEvaluateIndexOutput | undefined>): void {
+    this.tentative.push(...items.map((item, k) => ({ item, output: outputs[k] })));
+    this.guard.stats.speculatedTokens += items.length;
+  }
+
+  /**
+   * The tokens of `text` appended to `part` (NFC-normalized, the template's prefix before the part's first text,
+   * the closing newline and `</think>` after final reasoning), and the part's text state after them.
+   */
+  private textItems(part: ResponsePart, text: string, final: boolean): { items: Item[]; state: PartText } {
+    const state = { ...this.parts[part] };
+    const items: Item[] = [];
+    let raw = text;
+    if (!state.started) {
+      // The template drops leading newlines of both parts (and trailing ones of the reasoning).
+      const stripped = raw.replace(/^\n+/, '');
+      state.consumed += raw.length - stripped.length;
+      raw = stripped;
+    }
+    if (final && part === 'reasoning') raw = raw.replace(/\n+$/, '');
+    const { text: content, toOriginal } = normalizeNfc(raw);
+    const prefix = state.started || !content ? '' : part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
+    const suffix = final && part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningSuffix : '';
+    if (content) state.started = true;
+    const segment = prefix + content + suffix;
+    const ids = this.guard.tokenizeText(segment);
+    const spans = this.guard.tokenBytes.spans(segment, ids);
+    // Bytes, not characters, decide what is scored: every byte token of a split character is content,
+    // wherever the chunk ends (prefix and suffix are ASCII, one byte per character).
+    const contentBytes = [prefix.length, prefix.length + Buffer.byteLength(content, 'utf8')];
+    const consumed = state.consumed;
+    ids.forEach((id, k) => {
+      const { byteStart, byteEnd, start, end } = spans[k];
+      // Tokens made only of template text are scaffold; a token straddling into the content is scored.
+      const scored = byteEnd > contentBytes[0] && byteStart < contentBytes[1];
+      const toPart = (x: number) => consumed + toOriginal[Math.min(content.length, Math.max(0, x - prefix.length))];
+      items.push(scored ? { id, scored, part, start: toPart(start), end: toPart(end) } : { id, scored });
+    });
+    state.consumed += raw.length;
+    if (final && part === 'reasoning') {
+      state.closed = true;
+      // With content, its segment already ends in the closing newline; otherwise add it (or the empty block).
+      items.push(...(content ? this.scaffold([{ special: END_THINK }]) : this.reasoningClosing(!state.started)));
+    }
+    return { items, state };
   }
 
   /** Appends response token ids (for an upstream that shares the Qwen3 tokenizer): every id is scored. */
@@ -251,7 +306,8 @@ export class GuardSession {
     this.phase = 'disposed';
     await this.queue;
     if (!this.entry) return this.pool.unreserve();
-    const held = this.broken ? null : this.fed.slice(0, Math.min(this.firstShift, this.fed.length));
+    // Speculated cells are not the conversation: they go (as stale cells) when the sequence is taken again.
+    const held = this.broken ? null : this.fed.slice(0, Math.min(this.firstShift, this.fed.length - this.tentative.length));
     const responded = phase === 'reasoning' || phase === 'answer' || phase === 'ended';
     const target = held && responded && this.pool.reuse ? this.historyIds(phase === 'ended') : undefined;
     await this.pool.give(this.entry, held, target, (n) => (this.guard.stats.evaluatedTokens += n));
@@ -264,7 +320,7 @@ export class GuardSession {
   private historyIds(ended: boolean): number[] {
     // An ended response finishes with the closing `<|im_end|>\n`, which the history form writes itself.
     const closing = ended ? 1 + this.guard.tokenizeText(RESPONSE_TEMPLATE.closing).length : 0;
-    const response = this.fed.slice(this.responseFed, this.fed.length - closing);
+    const response = this.fed.slice(this.responseFed, this.fed.length - this.tentative.length - closing);
     const answerStart = response.indexOf(this.guard.specialId(END_THINK));
     const text = answerStart < 0 ? '' : this.guard.model.detokenize(response.slice(answerStart + 1) as Token[], false);
     const content = text.startsWith(RESPONSE_TEMPLATE.answerPrefix) ? text.slice(RESPONSE_TEMPLATE.answerPrefix.length) : text;
@@ -286,17 +342,16 @@ export class GuardSession {
     const what = part === 'reasoning' ? 'appending reasoning' : 'appending the answer';
     this.expectPhase(part === 'reasoning' ? ['prompted', 'reasoning'] : ['prompted', 'reasoning', 'answer'], what);
     if (part === 'reasoning' && this.parts.reasoning.closed) throw new Error(`${what}: the reasoning was already ended with final: true`);
-    const items: Item[] = [];
-    if (part === 'answer' && this.phase !== 'answer') {
-      const reasoning = this.parts.reasoning;
-      if (!reasoning.closed) {
-        // An empty thinking block is the template's "\n\n"; an open one gets its closing newline here.
-        items.push(...this.reasoningClosing(!reasoning.started));
-        reasoning.closed = true;
-      }
-    }
+    const items = this.openingItems(part);
+    if (part === 'answer') this.parts.reasoning.closed = true;
     this.phase = part;
     return items;
+  }
+
+  /** The scaffold before `part`'s tokens: an empty thinking block is the template's "\n\n", an open one gets its closing newline. */
+  private openingItems(part: ResponsePart): Item[] {
+    if (part !== 'answer' || this.phase === 'answer' || this.parts.reasoning.closed) return [];
+    return this.reasoningClosing(!this.parts.reasoning.started);
   }
 
   /** `\n</think>` after reasoning, or the empty block's `\n\n</think>`. */
@@ -333,19 +388,22 @@ export class GuardSession {
     return labelsFromFolded(layout, values[0], values[1]);
   }
 
-  private async score(items: Item[]): Promise<TokenVerdict[]> {
-    if (items.length === 0) return [];
-    const first = this.fed.length;
-    const outputs: Array<ControlledEvaluateIndexOutput | undefined> = [];
-    // llama.cpp keeps an output buffer as large as the most outputs a decode ever had (a full vocabulary row of
-    // logits each, about 1.5 MB per token for Qwen3's vocabulary, never given back): a long text is scored in
-    // decodes of at most OUTPUTS_PER_DECODE outputs, which costs little speed past 64-token chunks.
-    for (let at = 0; at < items.length; ) {
-      let end = at;
-      for (let scored = 0; end < items.length && (scored < OUTPUTS_PER_DECODE || !items[end].scored); end++) if (items[end].scored) scored++;
-      const group = items.slice(at, end);
-      outputs.push(...(await this.evaluate(group.map((item) => (item.scored ? this.readItem(item.id, this.responseRead) : (item.id as Token))))));
-      at = end;
+  /** Evaluates and scores `items`; `ahead` (speculated text after them) goes in the same decode when one is needed. */
+  private async score(items: Item[], ahead: Item[] = []): Promise<TokenVerdict[]> {
+    if (this.speculationFailure) throw this.speculationFailure.error;
+    const first = this.fed.length - this.tentative.length;
+    const kept = this.matchTentative(items);
+    const outputs = this.tentative.splice(0, kept).map((t) => t.output);
+    if (kept < items.length) {
+      // Tokens past the speculated ones: the speculation was wrong from there.
+      await this.dropTentative(0);
+      const rest = items.slice(kept);
+      const evaluated = await this.evaluateItems([...rest, ...ahead]);
+      outputs.push(...evaluated.slice(0, rest.length));
+      this.keepTentative(ahead, evaluated.slice(rest.length));
+    } else if (ahead.length) {
+      // Everything was speculated: the verdicts go back now, the text ahead is evaluated right after.
+      this.serial(() => this.speculateItems(ahead)).catch((error: unknown) => (this.speculationFailure ??= { error }));
     }
     const verdicts: TokenVerdict[] = [];
     items.forEach((item, k) => {
@@ -366,6 +424,45 @@ export class GuardSession {
     });
     this.guard.stats.scoredTokens += verdicts.length;
     return verdicts;
+  }
+
+  /**
+   * Evaluates items, reading the scored ones' head values. llama.cpp keeps an output buffer as large as the most
+   * outputs a decode ever had (a full vocabulary row of logits each, about 1.5 MB per token for Qwen3's
+   * vocabulary, never given back): a long text goes in decodes of at most OUTPUTS_PER_DECODE outputs, which
+   * costs little speed past 64-token chunks.
+   */
+  private async evaluateItems(items: Item[]): Promise<Array<ControlledEvaluateIndexOutput | undefined>> {
+    const outputs: Array<ControlledEvaluateIndexOutput | undefined> = [];
+    for (let at = 0; at < items.length; ) {
+      let end = at;
+      for (let scored = 0; end < items.length && (scored < OUTPUTS_PER_DECODE || !items[end].scored); end++) if (items[end].scored) scored++;
+      const group = items.slice(at, end);
+      outputs.push(...(await this.evaluate(group.map((item) => (item.scored ? this.readItem(item.id, this.responseRead) : (item.id as Token))))));
+      at = end;
+    }
+    return outputs;
+  }
+
+  /** How many of `items` the speculated tokens start with (same ids, scored alike, so the outputs hold). */
+  private matchTentative(items: Item[]): number {
+    let n = 0;
+    while (n < items.length && n < this.tentative.length && this.tentative[n].item.id === items[n].id && this.tentative[n].item.scored === items[n].scored) n++;
+    return n;
+  }
+
+  /** Erases the speculated tokens after the first `keep`: the last cells of the sequence. */
+  private async dropTentative(keep: number): Promise<void> {
+    const drop = this.tentative.length - keep;
+    if (drop <= 0) return;
+    const sequence = this.sequence;
+    const end = sequence.nextTokenIndex;
+    this.broken = true; // until the cells are known to match `fed` again
+    await this.pool.foreground(() => sequence.eraseContextTokenRanges([{ start: end - drop, end }]));
+    this.broken = false;
+    this.tentative.length = keep;
+    this.fed.length -= drop;
+    this.guard.stats.discardedTokens += drop;
   }
 
   /** One controlledEvaluate: one decode per batch; a full context drops the oldest tokens after the first. */

@@ -54,6 +54,10 @@ export class ResponseModeration {
   private answerStarted = false;
   private reasoningClosed = false;
   private finished = false;
+  /** `finish` was called: no more text comes, nothing is worth evaluating ahead. */
+  private finishing = false;
+  /** The held tail last evaluated ahead (see `pump`). */
+  private speculated: { part: ResponsePart; text: string } | null = null;
   private failure: { error: unknown } | null = null;
 
   constructor(
@@ -62,6 +66,8 @@ export class ResponseModeration {
     private readonly hooks: ModerationHooks,
   ) {
     this.tracker = new RunTracker(policy.debounce, (risk, category) => actionFor(policy, risk, category));
+    // The answer's scaffold (an empty thinking block) is evaluated while the upstream has not answered yet.
+    this.kick();
   }
 
   get stopped(): FlagEvent | null {
@@ -86,11 +92,13 @@ export class ResponseModeration {
     const start = this.text[part].length;
     this.text[part] += delta;
     this.commitChunks(part, this.aligners[part].push(delta), false);
+    this.kick();
     return { part, start, end: start + delta.length };
   }
 
   /** Ends the response: flushes the held tails, scores the closing token, resolves open runs. */
   async finish(): Promise<void> {
+    this.finishing = true;
     this.closeReasoning();
     this.commitChunks('answer', this.aligners.answer.flush(), false);
     await this.drain();
@@ -229,14 +237,34 @@ export class ResponseModeration {
   private commit(part: ResponsePart, text: string, final: boolean, cut: boolean): void {
     if (!text && !final) return;
     this.queue.push({ part, text, final, cut, at: now() });
+    this.kick();
+  }
+
+  private kick(): void {
     this.pumping ??= this.pump().finally(() => {
       this.pumping = null;
     });
   }
 
-  /** One guard call at a time; chunks queued meanwhile go together in the next call (one decode). */
+  /**
+   * One guard call at a time; chunks queued meanwhile go together in the next call (one decode). With nothing
+   * queued, the tail the aligner holds is evaluated ahead (`GuardSession.speculate`): when the next delta makes
+   * it final, its verdicts are there at once, unless that delta re-tokenized it. Verdicts, and so releases,
+   * still come only from final text.
+   */
   private async pump(): Promise<void> {
-    while (this.queue.length > 0 && !this.failure && !this.stopped) {
+    while (!this.failure && !this.stopped) {
+      if (this.queue.length === 0) {
+        const tail = this.tailAhead();
+        if (!tail) return;
+        this.speculated = tail;
+        try {
+          await this.session.speculate(tail.part, tail.text);
+        } catch (error) {
+          this.fail(error);
+        }
+        continue;
+      }
       const first = this.queue[0];
       let count = 0;
       let text = '';
@@ -248,12 +276,26 @@ export class ResponseModeration {
         count++;
       }
       this.queue.splice(0, count);
+      // With nothing else queued, the held tail goes in the same call (in the same decode when one is needed).
+      const tail = this.queue.length === 0 && !final && !cut ? this.tailAhead() : null;
+      const ahead = tail?.part === first.part ? tail.text : undefined;
+      if (ahead !== undefined) this.speculated = tail;
       try {
-        this.record(await this.session.appendText(first.part, text, { final }), first.at);
+        this.record(await this.session.appendText(first.part, text, { final, ahead }), first.at);
       } catch (error) {
         this.fail(error);
       }
     }
+  }
+
+  /** The held tail of the part being streamed, when it was not evaluated ahead yet. */
+  private tailAhead(): { part: ResponsePart; text: string } | null {
+    if (this.finishing || !this.session.guard.options.speculate) return null;
+    const part: ResponsePart = this.answerStarted || !this.text.reasoning ? 'answer' : 'reasoning';
+    const text = this.aligners[part].pendingText;
+    if (part === 'reasoning' && !text) return null;
+    if (this.speculated?.part === part && this.speculated.text === text) return null;
+    return { part, text };
   }
 
   private record(verdicts: TokenVerdict[], since: number): void {
