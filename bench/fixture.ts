@@ -1,6 +1,7 @@
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import { cachedDir, convertedModel } from '../test/fixtures/cache.js';
+import { cachedDir, convertedModel, singleTokenIds } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/checkpoint.js';
+import { trainedLikeTensors } from '../test/fixtures/trained-like.js';
 
 /**
  * A random checkpoint with Qwen3Guard-Stream-0.6B's exact shapes, converted to q8_0: the compute does not
@@ -9,6 +10,20 @@ import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/che
 export async function benchModel(): Promise<string> {
   const checkpoint = await cachedDir('qwen3guard-0.6b-shape-random-v1', (dir) =>
     writeCheckpoint(dir, QWEN3_0_6B, randomTensors(QWEN3_0_6B, 42, true), { dtype: 'BF16' }),
+  );
+  return convertedModel(checkpoint, 'q8_0');
+}
+
+/** The words the trained-like benchmark guard labels Unsafe / Violent (any other token is Safe). */
+export const PLANTED_WORDS = ['poison', 'explosives'];
+
+/**
+ * The same shapes and compute with labels like a trained guard's (test/fixtures/trained-like.ts): every token
+ * Safe except the planted words, so lags show what a real answer costs, not the random weights' worst case.
+ */
+export async function trainedLikeModel(): Promise<string> {
+  const checkpoint = await cachedDir('qwen3guard-0.6b-shape-trained-like-v3', (dir) =>
+    writeCheckpoint(dir, QWEN3_0_6B, trainedLikeTensors(QWEN3_0_6B, 42, singleTokenIds(PLANTED_WORDS)), { dtype: 'BF16' }),
   );
   return convertedModel(checkpoint, 'q8_0');
 }

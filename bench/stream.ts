@@ -1,12 +1,13 @@
 /**
  * npm run bench:stream — the middleware in a real stream: the @ai-sdk/openai provider reads a long answer from a
  * loopback OpenAI-compatible server at 20, 50 and 100 tokens per second (one Qwen3 token per delta); the guard is the Qwen3Guard-Stream-0.6B
- * shaped q8_0 model of the engine benchmark. Guarded and unguarded runs of the same script, in one run:
+ * shaped q8_0 model of the engine benchmark (random labels) and the trained-like one (Safe but for planted
+ * words), each with and without speculative evaluation of the held tail. Guarded and unguarded runs, in one run:
  * time-to-first-token overhead, release lag (server write -> client receive) p50/p95/max in hold mode, lag
- * growth over the answer, characters leaked, and the guard's CPU share.
+ * growth over the answer, characters leaked, tokens per decode, speculated tokens discarded, the guard's CPU share.
  *
- * The weights are random, so labels are random: the policy flags instead of stopping (a flagged run is still
- * held until resolved, the hold-mode worst case) and the answer always streams to its end.
+ * The policy flags instead of stopping (a flagged run is still held until resolved) so that every answer
+ * streams to its end.
  */
 import { cpus } from 'node:os';
 import { createOpenAI } from '@ai-sdk/openai';
@@ -14,10 +15,10 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { Qwen3Guard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
 import { startOpenAiServer, wordDeltas } from '../test/fixtures/openai-server.js';
-import { benchModel, FLAG_ONLY_POLICY, tokenDeltas } from './fixture.js';
+import { benchModel, FLAG_ONLY_POLICY, PLANTED_WORDS, tokenDeltas, trainedLikeModel } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
-const RUNS: Array<{ rate: number; tokens: number; q8?: boolean }> = [
+const RUNS: Array<{ rate: number; tokens: number }> = [
   { rate: 20, tokens: 300 },
   { rate: 50, tokens: 2000 },
   { rate: 100, tokens: 600 },
@@ -26,21 +27,37 @@ const RUNS: Array<{ rate: number; tokens: number; q8?: boolean }> = [
 const WORDS =
   'The river winds through the valley, past old mills and quiet farms, where herons wait in the shallows and the evening light turns the water to copper while the town prepares for the autumn market'.split(' ');
 /** The answer as deltas of one Qwen3 token each, so "tokens per second" means the guard's tokens. */
-function answer(tokens: number): string[] {
-  return tokenDeltas(guard, wordDeltas(Array.from({ length: tokens * 2 }, (_, i) => WORDS[i % WORDS.length]).join(' ')).join(''), tokens);
+function answer(tokens: number, planted = false): string[] {
+  const words = Array.from({ length: tokens * 2 }, (_, i) => (planted && i % PLANT_EVERY === PLANT_EVERY - 1 ? PLANTED_WORDS.join(' ') : WORDS[i % WORDS.length]));
+  return tokenDeltas(guard, wordDeltas(words.join(' ')).join(''), tokens);
 }
+/** How often (in words) a trained-like answer carries the planted phrase: a flagged span now and then. */
+const PLANT_EVERY = 400;
 const prompt = 'Could you describe a calm river valley in autumn, with its mills, farms and birds, for a short story I am writing?';
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
-const guard = await Qwen3Guard.load({ modelPath: await benchModel(), contextSize: 4096, maxSessions: 1, gpu: process.env.BENCH_GPU === '1' ? 'auto' : false });
+const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
+const load = async (modelPath: string, speculate: boolean) => Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, speculate });
 const server = await startOpenAiServer();
 const provider = createOpenAI({ baseURL: server.baseURL, apiKey: 'bench' });
 const policy = FLAG_ONLY_POLICY;
-const middleware = qwen3GuardMiddleware({ guard, ...policy }) as LanguageModelMiddleware;
-// The same model with q8_0 keys in its KV cache (cheaper attention as the answer grows), for one extra row.
-const guardQ8Keys = await Qwen3Guard.load({ modelPath: await benchModel(), contextSize: 4096, maxSessions: 1, gpu: process.env.BENCH_GPU === '1' ? 'auto' : false, kvCacheType: 'q8_0' });
-const middlewareQ8Keys = qwen3GuardMiddleware({ guard: guardQ8Keys, ...policy }) as LanguageModelMiddleware;
+/**
+ * Guards compared in one run: the random-weights model (two thirds of its tokens non-Safe: every such token waits
+ * for the next verdict, the worst case) and the trained-like one (every token Safe but the planted words), each
+ * with and without speculative evaluation of the held tail.
+ */
+const variants: Array<{ name: string; guard: Qwen3Guard; middleware: LanguageModelMiddleware }> = [];
+for (const [name, modelPath, speculate] of [
+  ['random, final text only', await benchModel(), false],
+  ['random, speculative', await benchModel(), true],
+  ['trained-like, final text only', await trainedLikeModel(), false],
+  ['trained-like, speculative', await trainedLikeModel(), true],
+] as const) {
+  const guard = await load(modelPath, speculate);
+  variants.push({ name, guard, middleware: qwen3GuardMiddleware({ guard, ...policy }) as LanguageModelMiddleware });
+}
+const guard = variants[0].guard;
 
 interface Measure {
   ttft: number;
@@ -86,26 +103,29 @@ async function measure(deltas: string[], rate: number, guarded: LanguageModelMid
 
 const fmt = (x: number) => x.toFixed(0).padStart(6);
 console.log(`\nstream benchmark — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, guard threads ${guard.threads}, node ${process.version}`);
-console.log(`upstream first token after ${FIRST_TOKEN_DELAY_MS} ms; one Qwen3 token per delta; hold mode\n`);
-console.log('rate   tokens | TTFT plain guarded overhead | lag ms p50   p95   max | p95 first/last quarter | plain p95 | leaked | guard CPU (cores)');
-await measure(answer(40), 0, middleware); // warm-up
-await measure(answer(40), 0, middlewareQ8Keys);
-for (const { rate, tokens, q8 } of [...RUNS, { rate: 50, tokens: 2000, q8: true }]) {
-  const deltas = answer(tokens);
-  const plain = await measure(deltas, rate, null);
-  const guarded = await measure(deltas, rate, q8 ? middlewareQ8Keys : middleware);
-  if (guarded.text !== deltas.join('')) throw new Error('the guarded text differs from the upstream text');
-  const q = Math.floor(guarded.lags.length / 4);
-  const first = quantile(guarded.lags.slice(0, q), 0.95);
-  const last = quantile(guarded.lags.slice(-q), 0.95);
-  const guardCores = (guarded.cpuMs - plain.cpuMs) / guarded.wallMs;
-  console.log(
-    `${String(rate).padStart(4)} ${String(deltas.length).padStart(7)}${q8 ? ' (q8_0 keys)' : ''} | ${fmt(plain.ttft)} ${fmt(guarded.ttft)} ${fmt(guarded.ttft - plain.ttft)}   |` +
-      ` ${fmt(quantile(guarded.lags, 0.5))}${fmt(quantile(guarded.lags, 0.95))}${fmt(Math.max(...guarded.lags))} |` +
-      `      ${fmt(first)} / ${fmt(last)}      | ${fmt(quantile(plain.lags, 0.95))}    | ${String(guarded.metadata?.leakedChars).padStart(6)} | ${guardCores.toFixed(2)} of ${cpus().length}`,
-  );
-  console.log(`           guard: ${JSON.stringify({ tokens: guarded.metadata?.tokens, guardLagMs: guarded.metadata?.guardLagMs, flags: guarded.metadata?.flags.length })}`);
+console.log(`upstream first token after ${FIRST_TOKEN_DELAY_MS} ms; one Qwen3 token per delta; hold mode; the trained-like answers carry "${PLANTED_WORDS.join(' ')}" every ${PLANT_EVERY} tokens\n`);
+console.log('rate   tokens guard                          | TTFT plain guarded overhead | lag ms p50   p95   max | p95 first/last quarter | plain p95 | leaked | tokens/decode | discarded | guard CPU (cores)');
+for (const { middleware } of variants) await measure(answer(40), 0, middleware); // warm-up
+for (const { rate, tokens } of RUNS) {
+  const plain = await measure(answer(tokens), rate, null);
+  for (const { name, guard, middleware } of variants) {
+    const deltas = answer(tokens, name.startsWith('trained'));
+    const stats = { ...guard.stats };
+    const guarded = await measure(deltas, rate, middleware);
+    if (guarded.text !== deltas.join('')) throw new Error('the guarded text differs from the upstream text');
+    const q = Math.floor(guarded.lags.length / 4);
+    const first = quantile(guarded.lags.slice(0, q), 0.95);
+    const last = quantile(guarded.lags.slice(-q), 0.95);
+    const guardCores = (guarded.cpuMs - plain.cpuMs) / guarded.wallMs;
+    const perDecode = (guard.stats.evaluatedTokens - stats.evaluatedTokens) / (guard.stats.evaluations - stats.evaluations);
+    const discarded = guard.stats.discardedTokens - stats.discardedTokens;
+    console.log(
+      `${String(rate).padStart(4)} ${String(deltas.length).padStart(7)} ${name.padEnd(30)} | ${fmt(plain.ttft)} ${fmt(guarded.ttft)} ${fmt(guarded.ttft - plain.ttft)}   |` +
+        ` ${fmt(quantile(guarded.lags, 0.5))}${fmt(quantile(guarded.lags, 0.95))}${fmt(Math.max(...guarded.lags))} |` +
+        `      ${fmt(first)} / ${fmt(last)}      | ${fmt(quantile(plain.lags, 0.95))}    | ${String(guarded.metadata?.leakedChars).padStart(6)} | ${perDecode.toFixed(2).padStart(13)} | ${String(discarded).padStart(9)} | ${guardCores.toFixed(2)} of ${cpus().length}`,
+    );
+    console.log(`           guard: ${JSON.stringify({ tokens: guarded.metadata?.tokens, guardLagMs: guarded.metadata?.guardLagMs, flags: guarded.metadata?.flags.length })}`);
+  }
 }
 await server.close();
-await guardQ8Keys.dispose();
-await guard.dispose();
+for (const { guard } of variants) await guard.dispose();
