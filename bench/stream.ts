@@ -38,7 +38,9 @@ const prompt = 'Could you describe a calm river valley in autumn, with its mills
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
-const load = async (modelPath: string, speculate: boolean) => Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, speculate });
+// No KV reuse: every request is a new conversation here, and a finished turn's background re-render in one guard
+// would compete with the next guard's measured stream.
+const load = async (modelPath: string, speculate: boolean) => Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, speculate, reuseKv: false });
 const server = await startOpenAiServer();
 const provider = createOpenAI({ baseURL: server.baseURL, apiKey: 'bench' });
 const policy = FLAG_ONLY_POLICY;
