@@ -1,17 +1,18 @@
+import type { OutputType } from '../src/convert/ggml-types.js';
 import type { Qwen3Guard } from '../src/engine/guard.js';
 import { cachedDir, convertedModel, singleTokenIds } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/checkpoint.js';
 import { trainedLikeTensors } from '../test/fixtures/trained-like.js';
 
 /**
- * A random checkpoint with Qwen3Guard-Stream-0.6B's exact shapes, converted to q8_0: the compute does not
- * depend on the values, so it times the real model's work. Built once, cached under .cache/fixtures.
+ * A random checkpoint with Qwen3Guard-Stream-0.6B's exact shapes, converted to q8_0 (or `type`): the compute
+ * does not depend on the values, so it times the real model's work. Built once, cached under .cache/fixtures.
  */
-export async function benchModel(): Promise<string> {
+export async function benchModel(type: OutputType = 'q8_0'): Promise<string> {
   const checkpoint = await cachedDir('qwen3guard-0.6b-shape-random-v1', (dir) =>
     writeCheckpoint(dir, QWEN3_0_6B, randomTensors(QWEN3_0_6B, 42, true), { dtype: 'BF16' }),
   );
-  return convertedModel(checkpoint, 'q8_0');
+  return convertedModel(checkpoint, type);
 }
 
 /** The words the trained-like benchmark guard labels Unsafe / Violent (any other token is Safe). */

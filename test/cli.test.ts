@@ -70,7 +70,7 @@ describe('qwen3guard convert', () => {
     const result = await cli(['convert', await tinyRandomCheckpoint(), '-o', output, '--type', 'q4_k']);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain("qwen3guard convert: unknown --type 'q4_k': use one of f32, f16, q8_0");
+    expect(result.stderr).toContain("qwen3guard convert: unknown --type 'q4_k': use one of f32, f16, q8_0, q4_0");
     expect(result.stderr).toContain('Usage: qwen3guard convert <checkpoint-dir>');
     expect(existsSync(output)).toBe(false);
   });

@@ -674,7 +674,7 @@ describe('conversion errors', () => {
   });
 
   it('rejects an unknown output type', async () => {
-    await expectConvertError({ checkpoint: base, output: target(), type: 'q4_0' as never }, /unknown output type "q4_0"/, /f32, f16, q8_0/);
+    await expectConvertError({ checkpoint: base, output: target(), type: 'q4_k' as never }, /unknown output type "q4_k"/, /f32, f16, q8_0, q4_0/);
   });
 
   it('names a missing tensor', async () => {

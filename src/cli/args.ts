@@ -6,9 +6,9 @@ export class UsageError extends Error {
 }
 
 export const MAIN_USAGE = `Usage:
-  qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|f16|f32] [--revision R] [--cache DIR]
+  qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|q4_0|f16|f32] [--revision R] [--cache DIR]
   qwen3guard list [--cache DIR]
-  qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0]
+  qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0|q4_0]
   qwen3guard classify --model <name|file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
                       [--threads N] [--json]
   qwen3guard chat --model <name|file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
@@ -17,7 +17,7 @@ export const MAIN_USAGE = `Usage:
 
 Run 'qwen3guard <command> --help' for the options of a command.`;
 
-export const CONVERT_USAGE = `Usage: qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0]`;
+export const CONVERT_USAGE = `Usage: qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0|q4_0]`;
 
 export const CONVERT_HELP = `${CONVERT_USAGE}
 
@@ -25,10 +25,11 @@ Converts a Hugging Face Qwen3Guard-Stream checkpoint into one GGUF file.
 
   <checkpoint-dir>     folder with config.json, tokenizer files and *.safetensors
   -o, --output <file>  the .gguf file to write (replaced only once complete)
-  -t, --type <type>    weight type: q8_0 (default), f16 or f32
+  -t, --type <type>    weight type: q8_0 (default), q4_0 (smaller and faster on CPUs; its label
+                       agreement is in the README), f16 or f32
   -h, --help           show this help`;
 
-export const PULL_USAGE = `Usage: qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|f16|f32] [--revision R] [--cache DIR]
+export const PULL_USAGE = `Usage: qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|q4_0|f16|f32] [--revision R] [--cache DIR]
                        [--keep-checkpoint]`;
 
 export const PULL_HELP = `${PULL_USAGE}
@@ -37,7 +38,7 @@ Downloads a Qwen3Guard-Stream checkpoint from the Hugging Face hub and converts 
 Qwen3Guard.load({ model: 'qwen3guard-stream-0.6b' }) finds it. An interrupted pull resumes where it stopped.
 
   0.6B, 4B, 8B         Qwen/Qwen3Guard-Stream-<size> (default 0.6B), or any <owner/repo> with such a checkpoint
-  -t, --type <type>    weight type: q8_0 (default), f16 or f32
+  -t, --type <type>    weight type: q8_0 (default), q4_0, f16 or f32
   --revision <rev>     branch, tag or commit (default main)
   --cache <dir>        the model cache (default $XDG_CACHE_HOME/qwen3guard, else ~/.cache/qwen3guard)
   --keep-checkpoint    keep the raw checkpoint in <cache>/checkpoints

@@ -8,7 +8,7 @@ import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
 import { readTokenizerMetadata } from './tokenizer-metadata.js';
 import { GgufWriter, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
 import { encodeTensorData, SOURCE_DTYPES } from './numeric.js';
-import { fileTypeId, matrixType, OUTPUT_TYPES, Q8_0_BLOCK, type GgmlTypeName, type OutputType } from './ggml-types.js';
+import { embeddingType, fileTypeId, isBlockQuantized, matrixType, OUTPUT_TYPES, QUANT_BLOCK, type GgmlTypeName, type OutputType } from './ggml-types.js';
 import { guardRows, HEAD_TENSOR_NAMES, scaledPairs, type HeadWeights } from './guard-rows.js';
 import { GUARD_FORMAT_VERSION, GuardKeys, HEAD_PATHS } from '../format/guard-metadata.js';
 
@@ -106,9 +106,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const output = resolve(options.output);
   const config = await readGuardConfig(dir);
   const { hiddenSize: H, innerSize: G } = config;
-  if (type === 'q8_0') {
+  if (isBlockQuantized(type)) {
     for (const [what, n] of [['hidden_size', H], ['intermediate_size', config.intermediateSize], ['num_attention_heads x head_dim', config.heads * config.headDim]] as const) {
-      if (n % Q8_0_BLOCK !== 0) throw new ConvertError(`${dir}/config.json`, `${what} = ${n} is not a multiple of ${Q8_0_BLOCK}, which q8_0 needs: use --type f16 or f32`);
+      if (n % QUANT_BLOCK !== 0) throw new ConvertError(`${dir}/config.json`, `${what} = ${n} is not a multiple of ${QUANT_BLOCK}, which ${type} needs: use --type f16 or f32`);
     }
   }
   await checkWritable(output);
@@ -148,7 +148,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       rows.push(folded.pre);
       nextRow += G;
       for (const kind of ['risk', 'category'] as const) {
-        const pairs = scaledPairs(folded[kind], H, matrixType(type), hiddenBound);
+        const pairs = scaledPairs(folded[kind], H, embeddingType(type), hiddenBound);
         rowStart[`${path}.${kind}`] = nextRow;
         scales[kind] = pairs.scaleLog2;
         rows.push(pairs.values);
@@ -174,7 +174,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       ['general.architecture', { type: 'string', value: 'qwen3' }],
       ['general.name', { type: 'string', value: basename(dir) }],
       ['general.file_type', { type: 'u32', value: fileTypeId(type) }],
-      ...(type === 'q8_0' ? ([['general.quantization_version', { type: 'u32', value: 2 }]] as const) : []),
+      ...(isBlockQuantized(type) ? ([['general.quantization_version', { type: 'u32', value: 2 }]] as const) : []),
       ['qwen3.context_length', { type: 'u32', value: config.contextLength }],
       ['qwen3.embedding_length', { type: 'u32', value: H }],
       ['qwen3.block_count', { type: 'u32', value: config.layers }],
@@ -193,7 +193,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       ...headMetadata,
     ] as Array<[string, GgufValue]>);
 
-    const embedSpec: GgufTensorSpec = { name: 'token_embd.weight', ne: [H, totalRows], type: matrixType(type) };
+    const embedSpec: GgufTensorSpec = { name: 'token_embd.weight', ne: [H, totalRows], type: embeddingType(type) };
     try {
       writer = await GgufWriter.create(temporary, metadata, [embedSpec, ...plans.map((p) => p.spec)]);
     } catch (error) {

@@ -53,8 +53,11 @@ export function guardRows(heads: HeadWeights, nRisk: number, nCategory: number, 
   };
 }
 
-/** Largest |entry| of a scaled row per storage type: f16 stays below 65504, a q8_0 block's f16 scale too. */
-const ENTRY_CAP: Record<GgmlTypeName, number> = { F32: Infinity, F16: 2 ** 15, Q8_0: 2 ** 22 };
+/**
+ * Largest |entry| of a scaled row per storage type: f16 stays below 65504, and so does a block's f16 scale
+ * (q8_0: max / 127; q4_0: max / 8).
+ */
+const ENTRY_CAP: Record<GgmlTypeName, number> = { F32: Infinity, F16: 2 ** 15, Q8_0: 2 ** 22, Q4_0: 2 ** 18 };
 /**
  * Largest |row . h| of a scaled row. llama.cpp's top-k for k > 128 buckets logits through an `int` cast of
  * `6.4 * logit`, which overflows past about 3.3e8; 2^25 keeps a 10x margin.
@@ -63,7 +66,7 @@ const LOGIT_CAP = 2 ** 25;
 
 /**
  * Each folded row r is written as the pair (+2^e r, -2^e r). A power-of-two scale changes no rounding, in
- * f32, f16 or q8_0 alike, and makes one row of every pair non-negative and far above every real vocabulary
+ * f32, f16, q8_0 or q4_0 alike (q4_0's scale is signed: -r gets -d and the same nibbles), and makes one row of every pair non-negative and far above every real vocabulary
  * logit, so a top-k over the logits returns exactly the pairs' positive members: the engine reads
  * `r . h` exactly without scanning the vocabulary. `hiddenBound` bounds |h| (max |final norm weight| x sqrt(H)).
  */

@@ -1,4 +1,4 @@
-import { Q8_0_BLOCK, type GgmlTypeName } from './ggml-types.js';
+import { QUANT_BLOCK, type GgmlTypeName } from './ggml-types.js';
 
 // Scratch views for bit-level float conversions.
 const f32 = new Float32Array(1);
@@ -84,27 +84,58 @@ export function encodeTensorData(values: ArrayLike<number>, type: GgmlTypeName):
     for (let i = 0; i < n; i++) view.setUint16(i * 2, floatToHalf(values[i]), true);
     return out;
   }
-  return quantizeQ8_0(values);
+  return type === 'Q4_0' ? quantizeQ4_0(values) : quantizeQ8_0(values);
 }
 
 /** Q8_0 as ggml's quantize_row_q8_0_ref: per block of 32, d = max|x|/127 stored as f16, q = round(x/d). */
 export function quantizeQ8_0(values: ArrayLike<number>): Uint8Array {
-  const blocks = values.length / Q8_0_BLOCK;
-  const out = new Uint8Array(blocks * (Q8_0_BLOCK + 2));
+  const blocks = values.length / QUANT_BLOCK;
+  const out = new Uint8Array(blocks * (QUANT_BLOCK + 2));
   const view = new DataView(out.buffer);
   for (let b = 0; b < blocks; b++) {
-    const base = b * Q8_0_BLOCK;
+    const base = b * QUANT_BLOCK;
     let amax = 0;
-    for (let j = 0; j < Q8_0_BLOCK; j++) amax = Math.max(amax, Math.abs(values[base + j]));
+    for (let j = 0; j < QUANT_BLOCK; j++) amax = Math.max(amax, Math.abs(values[base + j]));
     const d = Math.fround(amax / 127);
     const id = d ? Math.fround(1 / d) : 0;
-    const at = b * (Q8_0_BLOCK + 2);
+    const at = b * (QUANT_BLOCK + 2);
     view.setUint16(at, floatToHalf(d), true);
-    for (let j = 0; j < Q8_0_BLOCK; j++) {
+    for (let j = 0; j < QUANT_BLOCK; j++) {
       const x = Math.fround(values[base + j] * id);
       // roundf: halves away from zero
       view.setInt8(at + 2 + j, Math.sign(x) * Math.round(Math.abs(x)));
     }
+  }
+  return out;
+}
+
+/**
+ * Q4_0 as ggml's quantize_row_q4_0_ref: per block of 32, the value of largest magnitude `max` (signed, the
+ * first one on ties) gives d = max / -8, stored as f16, and q = min(15, trunc(x / d + 8.5)) in f32
+ * arithmetic; byte j holds element j in its low nibble and element j + 16 in its high one.
+ */
+export function quantizeQ4_0(values: ArrayLike<number>): Uint8Array {
+  const half = QUANT_BLOCK / 2;
+  const blocks = values.length / QUANT_BLOCK;
+  const out = new Uint8Array(blocks * (half + 2));
+  const view = new DataView(out.buffer);
+  const code = (x: number, id: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5)));
+  for (let b = 0; b < blocks; b++) {
+    const base = b * QUANT_BLOCK;
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < QUANT_BLOCK; j++) {
+      const v = values[base + j];
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    const at = b * (half + 2);
+    view.setUint16(at, floatToHalf(d), true);
+    for (let j = 0; j < half; j++) out[at + 2 + j] = code(values[base + j], id) | (code(values[base + half + j], id) << 4);
   }
   return out;
 }
