@@ -171,8 +171,10 @@ export class ResponseModeration {
    */
   private heldBack(token: TrackedToken): boolean {
     const { holdBack } = this.policy;
-    if (holdBack === 0 || (this.finished && !this.stopped)) return false;
-    return this.tracker.tokens.length - 1 - token.verdict.index < holdBack;
+    const stop = this.stopped;
+    if (holdBack === 0 || (this.finished && !stop)) return false;
+    // Tokens scored after a stop (in its batch, or in flight) do not count: they are not released either.
+    return (stop ? stop.tokenIndex : this.tracker.tokens.length - 1) - token.verdict.index < holdBack;
   }
 
   /** Index of the first token whose text did not all go out, given how far each part's text was released. */

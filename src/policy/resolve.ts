@@ -69,7 +69,7 @@ export const DEFAULT_INTERVENTION =
   'Your previous response was cut off because it was turning unsafe. Think about why it was unsafe, then continue it from exactly where it stops, ' +
   'without repeating it: start with a brief self-correction such as "...oh, I\'m sorry, I just realized I shouldn\'t go into that." and go on with a safe, helpful answer.';
 /** Default hold-back with a continue action, in tokens: see the README ("On-the-fly intervention"). */
-export const DEFAULT_HOLD_BACK = 4;
+export const DEFAULT_HOLD_BACK = 6;
 
 /** The default replacement, set apart from answer text already shown. */
 const defaultReplacement = (span: FlaggedSpan) => (span.part === 'answer' && span.charOffset > 0 ? '\n\n' : '') + DEFAULT_REPLACEMENT;

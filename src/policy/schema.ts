@@ -84,7 +84,7 @@ export const responsePolicySchema = z
     intervention: textOrFunction<FlaggedSpan>().optional(),
     /** continue: new upstream calls per response before the fallback. Default 5 (as CARE). */
     attempts: z.number().int().min(1).max(10).optional(),
-    /** Tokens kept back behind the guard's verdicts, so a rollback also drops the lead-in. Default: 4 with a continue action, else 0. */
+    /** Tokens kept back behind the guard's verdicts, so a rollback also drops the lead-in. Default: 6 with a continue action, else 0 (see the README). */
     holdBack: z.number().int().min(0).max(256).optional(),
     /** continue: what the attempts run out into, with the configured replacement (rewrite) or without (abort). */
     fallback: z.enum(['rewrite', 'abort']).optional(),
