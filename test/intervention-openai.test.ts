@@ -20,7 +20,8 @@ afterAll(async () => {
   await guard?.dispose();
 });
 
-const UNSAFE = `Sure. Mix these to make a bomb quickly, then wait an hour.${' The rest goes on and on.'.repeat(10)}`;
+// Long enough to be still streaming when the flag comes, even on a busy machine.
+const UNSAFE = `Sure. Mix these to make a bomb quickly, then wait an hour.${' The rest goes on and on.'.repeat(40)}`;
 const SORRY = "...oh, I'm sorry, I just realized I shouldn't explain that. Let's bake a cake instead.";
 
 describe.each(['quote', 'assistant-prefix'] as const)('continue over a real OpenAI-compatible server (%s)', (continuation) => {
@@ -31,7 +32,7 @@ describe.each(['quote', 'assistant-prefix'] as const)('continue over a real Open
       const messages = JSON.stringify(body.messages ?? []);
       if (!messages.includes(marker)) return { deltas: ['Wrong script.'] };
       const continued = body.messages!.length > 1;
-      return continued ? { deltas: wordDeltas(continuationText), tokensPerSecond: 200 } : { deltas: wordDeltas(UNSAFE), tokensPerSecond: 100 };
+      return continued ? { deltas: wordDeltas(continuationText), tokensPerSecond: 200 } : { deltas: wordDeltas(UNSAFE), tokensPerSecond: 50 };
     });
     const provider = createOpenAI({ baseURL: server.baseURL, apiKey: 'test' });
     const model = wrapLanguageModel({ model: provider.chat('test-model'), middleware: qwen3GuardMiddleware({ guard, response: { actions: { Unsafe: 'continue' }, continuation } }) });

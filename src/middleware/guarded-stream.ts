@@ -24,6 +24,8 @@ export interface GuardedStreamContext extends ModerationContext {
   /** The `continue` action: the request's prompt, and the wrapped model called again (signal: this attempt's). */
   continuation?: {
     prompt: LanguageModelV4Prompt;
+    /** Aborts the first upstream call alone. */
+    first: AbortController;
     call(prompt: LanguageModelV4Prompt, signal: AbortSignal): PromiseLike<{ stream: ReadableStream<LanguageModelV4StreamPart> }>;
   };
 }
@@ -65,6 +67,7 @@ export class GuardedStream {
     private readonly abortUpstream: (reason: unknown) => void,
   ) {
     this.reader = upstream.getReader();
+    this.attemptAbort = context.continuation?.first ?? null;
     this.queue = new OutputQueue(() => this.moderation, (part) => this.emit(part), context.policy.release === 'optimistic');
     this.stream = new ReadableStream<LanguageModelV4StreamPart>({
       start: (controller) => {

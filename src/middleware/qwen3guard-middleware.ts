@@ -76,7 +76,10 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     async wrapStream({ doStream, params, model }) {
       const request = await setup(params);
       if (!request) return doStream();
-      const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: request.signal }));
+      // With the continue action every upstream call has its own signal too: a rollback aborts only its call.
+      const first = request.responsePolicy.continues ? new AbortController() : null;
+      const signal = first ? AbortSignal.any([request.signal, first.signal]) : request.signal;
+      const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: signal }));
       if ('blocked' in outcome) {
         const refused = new GuardedStream(
           { policy: request.responsePolicy, fail: request.fail, refusal: request.refusal, startedAt: request.startedAt, ...request.callbacks },
@@ -87,9 +90,10 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
         return { stream: refused.stream };
       }
       // The continue action calls the wrapped model again, with this attempt's signal and the request's.
-      const continuation = request.responsePolicy.continues
+      const continuation = first
         ? {
             prompt: params.prompt,
+            first,
             call: (prompt: LanguageModelV4Prompt, signal: AbortSignal) => (model as LanguageModelV4).doStream({ ...params, prompt, abortSignal: AbortSignal.any([request.signal, signal]) }),
           }
         : undefined;
