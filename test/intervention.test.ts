@@ -151,6 +151,17 @@ describe('the continue action', () => {
     expect(metadata).toMatchObject({ action: 'abort', intervention: { attempts: 1, outcome: 'fallback-abort' } });
   });
 
+  it("reports 'aborted' when another action stops a continuation", async () => {
+    const { text, finishReason, metadata, upstream } = await run(middleware({ response: { categories: { PII: 'abort' } } }), [
+      slow(BOMB),
+      { answer: split('...oh, sorry. Your password is hunter2, by the way.', 4) },
+    ]);
+    expect(upstream.calls).toHaveLength(2);
+    expect(text).not.toMatch(/bomb|password/);
+    expect(finishReason).toBe('content-filter');
+    expect(metadata).toMatchObject({ action: 'abort', intervention: { attempts: 1, outcome: 'aborted' } });
+  });
+
   it('an upstream error during an attempt errors the stream, as a first call would', async () => {
     const refused = await run(middleware(), [{ answer: split(BOMB, 4) }, new Error('continuation refused')]);
     expect(refused.upstream.calls).toHaveLength(2);
