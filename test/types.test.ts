@@ -24,6 +24,7 @@ const METADATA_KEYS = {
   release: true,
   leakedChars: true,
   error: true,
+  intervention: true,
 } as const satisfies Record<keyof Qwen3GuardMetadata, true>;
 
 let guard: Qwen3Guard;
@@ -60,7 +61,7 @@ describe('exported types', () => {
     expect(text.endsWith('Stopped here.')).toBe(true);
     expect(text).not.toContain('bomb');
     const metadata = (await result.providerMetadata)?.qwen3guard as Qwen3GuardMetadata;
-    const required = Object.keys(METADATA_KEYS).filter((k) => k !== 'error');
+    const required = Object.keys(METADATA_KEYS).filter((k) => k !== 'error' && k !== 'intervention');
     expect(Object.keys(metadata).sort()).toEqual(required.sort());
     expect(metadata).toMatchObject({ action: 'rewrite', response: { riskLevel: 'Unsafe', category: 'Violent' } });
     expect(metadata.flags[0]).toMatchObject({ action: 'rewrite', part: 'answer', riskLevel: 'Unsafe', category: 'Violent' });

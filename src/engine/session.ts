@@ -296,6 +296,38 @@ export class GuardSession {
   }
 
   /**
+   * Takes the response back to just after the scored token `last` (null: to the response's start): the cells and
+   * `fed` tokens after it are erased (the last cells only, never the conversation), and text appended next
+   * continues from there, as if nothing had followed `last`. For an on-the-fly intervention, which keeps the
+   * released text and lets the upstream continue it: nothing kept is evaluated again. Evaluation stats keep
+   * counting what was evaluated; the erased tokens are not counted anywhere.
+   */
+  rollbackTo(last: TokenVerdict | null): Promise<void> {
+    return this.serial(async () => {
+      this.expectPhase(['prompted', 'reasoning', 'answer', 'ended'], 'rollbackTo');
+      if (this.broken) throw new Error('rollbackTo: an evaluation failed, the cells no longer match the response');
+      const keepFed = last ? last.position + 1 : this.responseFed;
+      const keepScored = last ? last.index + 1 : 0;
+      if (keepScored > this.scoredCount || keepFed > this.fed.length || keepFed < this.responseFed) {
+        throw new Error(`rollbackTo: token ${last?.index} is not a scored token of this response`);
+      }
+      const sequence = this.sequence;
+      // The cells hold the last fed tokens (a context shift only erased older ones).
+      const start = sequence.nextTokenIndex - (this.fed.length - keepFed);
+      if (start < this.responseStart) throw new Error('rollbackTo: a context shift already erased text that would remain');
+      if (start < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start, end: sequence.nextTokenIndex }]);
+      this.fed.length = keepFed;
+      this.scoredCount = keepScored;
+      // Part state as right after `last`: its part open, with its text consumed up to the token's end.
+      const fresh = (): PartText => ({ started: false, consumed: 0, closed: false });
+      const part = last?.part;
+      if (part !== 'answer') Object.assign(this.parts.reasoning, part === 'reasoning' ? { started: true, consumed: last!.end ?? this.parts.reasoning.consumed, closed: false } : fresh());
+      Object.assign(this.parts.answer, part === 'answer' ? { started: true, consumed: last!.end ?? this.parts.answer.consumed, closed: false } : fresh());
+      this.phase = last?.closing ? 'ended' : (part ?? 'prompted');
+    });
+  }
+
+  /**
    * Frees the sequence for the next session. It keeps its KV cache (up to the first context shift) for the next
    * turn of the conversation; after a response, the finished turn is re-rendered in the background in the
    * form the next turn's template gives it. Safe to call more than once, also while a call is running.

@@ -1,7 +1,10 @@
-import type { LanguageModelV4StreamPart, LanguageModelV4Usage } from '@ai-sdk/provider';
+import type { LanguageModelV4Prompt, LanguageModelV4StreamPart, LanguageModelV4Usage } from '@ai-sdk/provider';
+import type { ResponsePart } from '../engine/types.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import { STOP_ACTIONS, type Action } from '../policy/schema.js';
+import { ContinuationSplice, continuationPrompt } from './intervention.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
+import type { Qwen3GuardInterventionMetadata } from './metadata-types.js';
 import type { ModerationContext } from './options.js';
 import { OutputQueue } from './output-queue.js';
 import { blocksRequest, safeCall, type PromptCheck } from './prompt-check.js';
@@ -18,18 +21,26 @@ const REWRITE_ID = 'qwen3guard-rewrite';
 
 export interface GuardedStreamContext extends ModerationContext {
   refusal: (check: PromptCheck) => string;
+  /** The `continue` action: the request's prompt, and the wrapped model called again (signal: this attempt's). */
+  continuation?: {
+    prompt: LanguageModelV4Prompt;
+    /** Aborts the first upstream call alone. */
+    first: AbortController;
+    call(prompt: LanguageModelV4Prompt, signal: AbortSignal): PromiseLike<{ stream: ReadableStream<LanguageModelV4StreamPart> }>;
+  };
 }
 
 /**
  * One moderated response stream. Upstream parts wait (in order) until the prompt verdict; then text goes to
  * the guard as it arrives and leaves as far as it is decided. A stop (rewrite, abort, prompt blocked, guard
  * failure when failing closed) cancels the upstream, closes open blocks, emits the replacement and a
- * `content-filter` finish: never an error part.
+ * `content-filter` finish: never an error part. The `continue` action instead rolls back to the released text
+ * and reads a continuation from a new upstream call into the same output, up to `attempts` times.
  */
 export class GuardedStream {
   readonly stream: ReadableStream<LanguageModelV4StreamPart>;
   private controller!: ReadableStreamDefaultController<LanguageModelV4StreamPart>;
-  private readonly reader: ReadableStreamDefaultReader<LanguageModelV4StreamPart>;
+  private reader: ReadableStreamDefaultReader<LanguageModelV4StreamPart>;
   private readonly queue: OutputQueue;
   private moderation: ResponseModeration | null = null;
   private check: PromptCheck | null = null;
@@ -39,6 +50,15 @@ export class GuardedStream {
   private bypass = false;
   private leaked = 0;
   private failure: unknown;
+  /** Counts upstream readers: parts and finishes of an earlier one (before a rollback) are ignored. */
+  private attempt = 0;
+  private intervening = false;
+  private finishing: Promise<void> | null = null;
+  private attemptAbort: AbortController | null = null;
+  private intervention: (Qwen3GuardInterventionMetadata & { since: number | null }) | null = null;
+  private readonly splices: ContinuationSplice[] = [];
+  /** Text sent downstream, by part: the partial response a continuation goes on from. */
+  private readonly shown: Record<ResponsePart, string> = { reasoning: '', answer: '' };
 
   constructor(
     private readonly context: GuardedStreamContext,
@@ -47,19 +67,21 @@ export class GuardedStream {
     private readonly abortUpstream: (reason: unknown) => void,
   ) {
     this.reader = upstream.getReader();
-    this.queue = new OutputQueue(() => this.moderation, (part) => this.controller.enqueue(part), context.policy.release === 'optimistic');
+    this.attemptAbort = context.continuation?.first ?? null;
+    this.queue = new OutputQueue(() => this.moderation, (part) => this.emit(part), context.policy.release === 'optimistic');
     this.stream = new ReadableStream<LanguageModelV4StreamPart>({
       start: (controller) => {
         this.controller = controller;
         void promptCheck.then((check) => this.onPromptChecked(check));
-        void this.readUpstream();
+        void this.readUpstream(this.reader, 0, null);
       },
       cancel: (reason) => this.cancel(reason),
     });
   }
 
-  private async readUpstream(): Promise<void> {
+  private async readUpstream(reader: ReadableStreamDefaultReader<LanguageModelV4StreamPart>, attempt: number, splice: ContinuationSplice | null): Promise<void> {
     let finished = false;
+    const live = () => this.state !== 'closed' && attempt === this.attempt;
     const take = (part: LanguageModelV4StreamPart) => {
       finished ||= part.type === 'finish';
       // Before the prompt verdict every part queues, in order (the synthetic finish too).
@@ -68,15 +90,15 @@ export class GuardedStream {
     };
     try {
       for (;;) {
-        const { done, value } = await this.reader.read();
+        const { done, value } = await reader.read();
         if (done) break;
-        if (this.state === 'closed') return;
-        take(value);
+        if (!live()) return;
+        for (const part of splice ? splice.map(value) : [value]) take(part);
       }
       // The upstream ended without a finish part: finish as "other".
-      if (this.state !== 'closed' && !finished) take({ type: 'finish', usage: EMPTY_USAGE, finishReason: { unified: 'other', raw: undefined } });
+      if (live() && !finished) take({ type: 'finish', usage: EMPTY_USAGE, finishReason: { unified: 'other', raw: undefined } });
     } catch (error) {
-      if (this.state === 'closed') return;
+      if (!live()) return;
       this.close();
       this.controller.error(error);
     }
@@ -110,8 +132,11 @@ export class GuardedStream {
     if (part.type === 'finish') {
       this.upstreamFinish = part;
       this.state = 'finishing';
-      if (moderation) void moderation.finish().then(() => this.complete());
-      else this.complete();
+      const attempt = this.attempt;
+      if (moderation) {
+        this.finishing = moderation.finish();
+        void this.finishing.then(() => attempt === this.attempt && this.complete());
+      } else this.complete();
       return;
     }
     if (moderation && part.type === 'text-delta') {
@@ -156,7 +181,102 @@ export class GuardedStream {
     if (this.state === 'closed') return;
     this.queue.release();
     const stop = this.moderation?.stopped;
-    if (stop && this.state !== 'waiting') this.stopResponse(stop.action, this.moderation!.span(stop));
+    if (!stop || this.state === 'waiting') return;
+    if (stop.action === 'continue') void this.intervene(stop);
+    else this.stopResponse(stop.action, this.moderation!.span(stop));
+  }
+
+  /**
+   * The `continue` action on a flag: stop this upstream, drop what is held (the flagged span, the held-back
+   * lead-in), roll the guard back to the released text, and read a continuation of it from a new upstream call
+   * into the blocks still open; once the attempts are spent, the fallback (a stop with or without replacement).
+   */
+  private async intervene(event: FlagEvent): Promise<void> {
+    if (this.intervening || this.state === 'closed') return;
+    const moderation = this.moderation!;
+    const { policy, continuation } = this.context;
+    const span = moderation.span(event);
+    const info = (this.intervention ??= { attempts: 0, tokensDiscarded: 0, extraTokens: 0, extraMs: 0, outcome: 'continued', since: null });
+    const report = (next: 'continue' | 'rewrite' | 'abort', tokensDiscarded: number) =>
+      safeCall(this.context.onIntervention, {
+        attempt: info.attempts + (next === 'continue' ? 0 : 1),
+        next,
+        riskLevel: span.riskLevel,
+        category: span.category,
+        part: span.part,
+        keptChars: this.shown[span.part].length,
+        tokensDiscarded,
+        latencyMs: performance.now() - this.context.startedAt,
+      });
+    if (!continuation || info.attempts >= policy.attempts) {
+      info.outcome = `fallback-${policy.fallback}`;
+      report(policy.fallback, 0);
+      return this.stopResponse(policy.fallback, span);
+    }
+    this.intervening = true;
+    this.attempt++;
+    info.since ??= performance.now();
+    const reason = new Error('qwen3guard: response rolled back (continue)');
+    this.attemptAbort?.abort(reason);
+    void this.reader.cancel(reason).catch(() => undefined);
+    const keep = moderation.firstUnreleased(this.queue.releasedUpTo);
+    this.queue.dropPending();
+    try {
+      await this.finishing;
+      this.finishing = null;
+      const dropped = await moderation.rollback(keep);
+      info.attempts++;
+      info.tokensDiscarded += dropped;
+      info.extraTokens += dropped;
+      report('continue', dropped);
+    } catch (error) {
+      // The guard could not roll back: a guard failure, stopped whatever `fail` says (the upstream is gone).
+      this.intervening = false;
+      if (this.isClosed()) return;
+      this.failure = error;
+      safeCall(this.context.onError, error, { phase: 'response', fail: this.context.fail });
+      info.outcome = `fallback-${policy.fallback}`;
+      return this.stopResponse(policy.fallback, span);
+    }
+    if (this.isClosed()) return;
+    const partial = { part: span.part, text: this.shown[span.part] };
+    const abort = new AbortController();
+    this.attemptAbort = abort;
+    let stream: ReadableStream<LanguageModelV4StreamPart>;
+    try {
+      ({ stream } = await continuation.call(continuationPrompt(continuation.prompt, partial, policy.intervention(span), policy.continuation), abort.signal));
+    } catch (error) {
+      // As an upstream error of the first call: the stream errors.
+      if (this.isClosed()) return;
+      this.close();
+      this.controller.error(error);
+      return;
+    }
+    if (this.isClosed()) {
+      void stream.cancel(reason).catch(() => undefined);
+      return;
+    }
+    const splice = new ContinuationSplice({ attempt: info.attempts, open: this.queue.keepOpenBlocks(), repeat: policy.continuation === 'quote' ? partial : null });
+    this.splices.push(splice);
+    this.reader = stream.getReader();
+    this.upstreamFinish = null;
+    this.state = 'streaming';
+    this.intervening = false;
+    void this.readUpstream(this.reader, this.attempt, splice);
+  }
+
+  /** Every part that goes downstream: what the client saw, and when the output moves again after a rollback. */
+  private emit(part: LanguageModelV4StreamPart): void {
+    const delta = part.type === 'text-delta' ? 'answer' : part.type === 'reasoning-delta' ? 'reasoning' : null;
+    if (delta) {
+      this.shown[delta] += (part as { delta: string }).delta;
+      const info = this.intervention;
+      if (info?.since != null && !this.intervening) {
+        info.extraMs += performance.now() - info.since;
+        info.since = null;
+      }
+    }
+    this.controller.enqueue(part);
   }
 
   private onFlag(event: FlagEvent): void {
@@ -182,16 +302,20 @@ export class GuardedStream {
       if (this.state === 'finishing') this.complete();
       return;
     }
-    const unsafe = this.context.policy.actions.Unsafe;
+    const { actions, fallback } = this.context.policy;
+    // A broken guard cannot moderate a continuation: `continue` falls back.
+    const unsafe = actions.Unsafe === 'continue' ? fallback : actions.Unsafe;
     this.stopResponse(STOP_ACTIONS.includes(unsafe) ? unsafe : 'abort', null);
   }
 
   /** The response ended upstream and every verdict is in. */
   private complete(): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.intervening) return;
     this.queue.completeTools();
     this.queue.release();
-    if (this.moderation?.stopped) return; // stopResponse already finished the stream
+    if (this.moderation?.stopped) return; // stopResponse already finished the stream, or a continuation is coming
+    // Blocks left open for a continuation that did not go on in them.
+    this.queue.closeBlocks(this.splices.flatMap((s) => s.unused));
     const finish = this.upstreamFinish!;
     this.finishWith(finish.finishReason, finish.usage, finish.providerMetadata);
   }
@@ -209,8 +333,11 @@ export class GuardedStream {
 
   private stopResponse(action: Action, span: ReturnType<ResponseModeration['span']> | null): void {
     if (this.state === 'closed' || this.state === 'waiting') return;
+    this.intervening = false;
+    if (this.intervention && !this.intervention.outcome.startsWith('fallback')) this.intervention.outcome = 'aborted';
     const reason = new Error(`qwen3guard: response stopped (${action})`);
     this.abortUpstream(reason);
+    this.attemptAbort?.abort(reason);
     void this.reader.cancel(reason).catch(() => undefined);
     this.queue.release();
     const openText = this.queue.openTextBlock();
@@ -234,17 +361,34 @@ export class GuardedStream {
 
   private finishWith(finishReason: FinishPart['finishReason'], usage: LanguageModelV4Usage, providerMetadata: FinishPart['providerMetadata']): void {
     if (this.state === 'closed') return;
-    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure });
+    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure, intervention: this.interventionMetadata() });
     this.controller.enqueue({ type: 'finish', finishReason, usage, providerMetadata: { ...providerMetadata, qwen3guard: metadata } });
     if (this.moderation) safeCall(this.context.onResponseVerdict, verdictInfo(this.moderation, this.context.startedAt));
     this.close();
     this.controller.close();
   }
 
+  /** The intervention so far, with the time still standing and the stripped repeats counted. */
+  private interventionMetadata(): Qwen3GuardInterventionMetadata | null {
+    const info = this.intervention;
+    if (!info) return null;
+    const { since, ...metadata } = info;
+    if (since !== null) metadata.extraMs += performance.now() - since;
+    const guard = this.check?.session?.guard;
+    for (const splice of this.splices) if (splice.stripped && guard) metadata.extraTokens += guard.tokenizeText(splice.stripped).length;
+    return metadata;
+  }
+
   private cancel(reason: unknown): Promise<void> {
     this.abortUpstream(reason);
+    this.attemptAbort?.abort(reason);
     this.close();
     return this.reader.cancel(reason).catch(() => undefined);
+  }
+
+  /** (A method, so that the state is read again after an await.) */
+  private isClosed(): boolean {
+    return this.state === 'closed';
   }
 
   private close(): void {

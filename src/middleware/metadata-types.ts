@@ -16,6 +16,23 @@ export type Qwen3GuardFlagMetadata = {
   action: Action;
 };
 
+/** What the `continue` action did to the response (present once it handled a flag). */
+export type Qwen3GuardInterventionMetadata = {
+  /** New upstream calls made (continuations). */
+  attempts: number;
+  /** Response tokens the rollbacks dropped, never shown: flagged spans, held-back lead-ins, what followed. */
+  tokensDiscarded: number;
+  /** Tokens the client waited for without seeing them: the discarded ones and repeats of the released text stripped from a quoted continuation. */
+  extraTokens: number;
+  /** Time the output stood still: from each flag to the continuation's first released character (or the end). */
+  extraMs: number;
+  /**
+   * continued: the last continuation ended the response; fallback-*: the attempts ran out (replacement, or none);
+   * aborted: something else stopped the response during an attempt (another action, a guard failure).
+   */
+  outcome: 'continued' | 'fallback-rewrite' | 'fallback-abort' | 'aborted';
+};
+
 /**
  * `providerMetadata.qwen3guard` of the finish part (stream) or of the result (generate): what the guard
  * decided and did, JSON only.
@@ -48,6 +65,8 @@ export type Qwen3GuardMetadata = {
   release: 'hold' | 'optimistic';
   /** Characters of flagged spans already sent downstream (optimistic release). */
   leakedChars: number;
+  /** Present once the `continue` action handled a flag. */
+  intervention?: Qwen3GuardInterventionMetadata;
   /** Present only when something failed: the kind of failure, never its text. */
   error?: { code: GuardErrorCode };
 };

@@ -4,7 +4,7 @@ import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
 import { isLoadFailure } from './guard-loader.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
-import type { Qwen3GuardMetadata } from './metadata-types.js';
+import type { Qwen3GuardInterventionMetadata, Qwen3GuardMetadata } from './metadata-types.js';
 import type { ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
 import type { PromptCheck } from './prompt-check.js';
 import type { ResponseModeration } from './response-moderation.js';
@@ -35,7 +35,7 @@ export function verdictInfo(moderation: ResponseModeration, startedAt: number): 
   return { decision, action, scoredTokens: moderation.tracker.tokens.length, latencyMs: performance.now() - startedAt };
 }
 
-const ORDER: Array<Action | 'none'> = ['none', 'allow', 'flag', 'redact', 'rewrite', 'abort'];
+const ORDER: Array<Action | 'none'> = ['none', 'allow', 'flag', 'redact', 'continue', 'rewrite', 'abort'];
 
 /** The official decision over all scored tokens, and the strongest action the flags led to. */
 export function summarize(moderation: ResponseModeration | null): ResponseSummary {
@@ -58,6 +58,7 @@ export interface MetadataInput {
   policy: Pick<ResolvedResponsePolicy, 'release' | 'failures'>;
   leakedChars: number;
   error?: unknown;
+  intervention?: Qwen3GuardInterventionMetadata | null;
 }
 
 /**
@@ -72,8 +73,12 @@ function errorCode(failure: unknown, policyFailed: boolean): GuardErrorCode | nu
 }
 
 /** `providerMetadata.qwen3guard` of the finish part: what the guard decided and did, JSON only. */
-export function guardMetadata({ check, moderation, policy, leakedChars, error }: MetadataInput): Qwen3GuardMetadata {
-  const { decision, action } = summarize(moderation);
+export function guardMetadata({ check, moderation, policy, leakedChars, error, intervention }: MetadataInput): Qwen3GuardMetadata {
+  const summary = summarize(moderation);
+  const { decision } = summary;
+  // A rollback forgets its flag; the response was still continued (or, once the attempts ran out, stopped).
+  const fallback = intervention?.outcome === 'fallback-rewrite' ? 'rewrite' : intervention?.outcome === 'fallback-abort' ? 'abort' : 'continue';
+  const action = intervention && ORDER.indexOf(fallback) > ORDER.indexOf(summary.action) ? fallback : summary.action;
   const verdict = check?.verdict;
   const tokens = moderation?.tracker.tokens ?? [];
   const flagged = decision.tokenIndex === null ? null : tokens[decision.tokenIndex].verdict;
@@ -114,6 +119,7 @@ export function guardMetadata({ check, moderation, policy, leakedChars, error }:
     release: policy.release,
     leakedChars,
   };
+  if (intervention) metadata.intervention = { ...intervention, extraMs: round(intervention.extraMs) };
   const code = errorCode(failure, policy.failures.failed);
   if (code) metadata.error = { code };
   return metadata;

@@ -38,6 +38,23 @@ export interface ResponseVerdictInfo {
   latencyMs: number;
 }
 
+/** One flag handled by the `continue` action: a rollback and a new upstream call, or the fallback. */
+export interface InterventionInfo {
+  /** Which attempt this flag started (1 for the first continuation); with the fallback, the attempts made + 1. */
+  attempt: number;
+  /** What happens now: a new upstream call, or the fallback (the attempts are spent). */
+  next: 'continue' | 'rewrite' | 'abort';
+  riskLevel: RiskLevel;
+  category: string | null;
+  part: ResponsePart;
+  /** The released text of the flagged part that stays (characters as the client saw them). */
+  keptChars: number;
+  /** Response tokens the rollback dropped: the flagged span, the held-back lead-in, what followed (0 with the fallback). */
+  tokensDiscarded: number;
+  /** Time from the request to the flag. */
+  latencyMs: number;
+}
+
 /**
  * Where an `onError` error came from. load: the guard could not be loaded (each request that fails for it);
  * prompt, response: the guard failed on this request; policy: the app's `function` (refusal, replacement,
@@ -59,6 +76,7 @@ export interface ModerationContext {
   onResponseFlag?: (info: ResponseFlagInfo) => void;
   onResponseVerdict?: (info: ResponseVerdictInfo) => void;
   onError?: (error: unknown, info: GuardErrorInfo) => void;
+  onIntervention?: (info: InterventionInfo) => void;
 }
 
 const callback = <T extends (...args: never[]) => unknown>(name: string) =>
@@ -88,6 +106,8 @@ export const middlewareOptionsSchema = z
     onResponseFlag: callback<(info: ResponseFlagInfo) => void>('onResponseFlag'),
     onResponseVerdict: callback<(info: ResponseVerdictInfo) => void>('onResponseVerdict'),
     onError: callback<(error: unknown, info: GuardErrorInfo) => void>('onError'),
+    /** Each flag the `continue` action handles (a rollback and a new attempt, or the fallback). */
+    onIntervention: callback<(info: InterventionInfo) => void>('onIntervention'),
   })
   .strict()
   .refine((o) => [o.guard, o.modelPath, o.model].filter((v) => v !== undefined).length === 1, {

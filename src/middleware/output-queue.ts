@@ -147,6 +147,33 @@ export class OutputQueue {
     this.open.clear();
   }
 
+  /** Drops the entries not yet released, keeping the blocks open downstream (a continuation goes on in them). */
+  dropPending(): void {
+    this.entries.length = 0;
+  }
+
+  /** The first open text and reasoning blocks downstream, by type, for a continuation to go on in; other open blocks are closed. */
+  keepOpenBlocks(): { text?: string; reasoning?: string } {
+    const kept: { text?: string; reasoning?: string } = {};
+    for (const [key, type] of this.open) {
+      const id = key.slice(type.length + 1);
+      const kind = type === 'text-end' ? 'text' : type === 'reasoning-end' ? 'reasoning' : null;
+      if (kind && kept[kind] === undefined) kept[kind] = id;
+      else this.closeBlock(key, type);
+    }
+    return kept;
+  }
+
+  /** Closes these blocks downstream where they are open. */
+  closeBlocks(ids: readonly string[]): void {
+    for (const [key, type] of this.open) if (ids.includes(key.slice(type.length + 1))) this.closeBlock(key, type);
+  }
+
+  private closeBlock(key: string, type: LanguageModelV4StreamPart['type']): void {
+    this.open.delete(key);
+    this.emit({ type, id: key.slice(type.length + 1) } as LanguageModelV4StreamPart);
+  }
+
   /** Whether a text block with this id is open downstream (a rewrite can continue it). */
   openTextBlock(): string | undefined {
     for (const [key, type] of this.open) if (type === 'text-end') return key.slice(type.length + 1);

@@ -1,9 +1,9 @@
-import type { LanguageModelV4, LanguageModelV4CallOptions, LanguageModelV4Middleware } from '@ai-sdk/provider';
+import type { LanguageModelV4, LanguageModelV4CallOptions, LanguageModelV4Middleware, LanguageModelV4Prompt } from '@ai-sdk/provider';
 import type { PromptVerdict } from '../engine/types.js';
 import { checkCategories } from '../policy/categories.js';
 import { PolicyFailures, resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
 import { requestOverrideSchema } from '../policy/schema.js';
-import { parseOptions } from '../shared/validation.js';
+import { OptionsError, parseOptions } from '../shared/validation.js';
 import { blockedResult, moderateGenerated } from './guard-generate.js';
 import { GuardLoader, type RetryOptions } from './guard-loader.js';
 import { GuardedStream } from './guarded-stream.js';
@@ -48,7 +48,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     const context: PromptCheckContext = { guard, policy: promptPolicy, fail, cache, onPromptVerdict: resolved.onPromptVerdict, onError: resolved.onError };
     const check = checkPrompt(context, toGuardMessages(params.prompt, promptPolicy.includeSystem), signal, startedAt);
     const refusal = (c: PromptCheck) => promptPolicy.refusal(c.verdict);
-    const callbacks = { onResponseFlag: resolved.onResponseFlag, onResponseVerdict: resolved.onResponseVerdict, onError: resolved.onError };
+    const callbacks = { onResponseFlag: resolved.onResponseFlag, onResponseVerdict: resolved.onResponseVerdict, onError: resolved.onError, onIntervention: resolved.onIntervention };
     return { promptPolicy, responsePolicy, fail, startedAt, abort, signal, check, refusal, callbacks };
   }
 
@@ -76,7 +76,10 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     async wrapStream({ doStream, params, model }) {
       const request = await setup(params);
       if (!request) return doStream();
-      const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: request.signal }));
+      // With the continue action every upstream call has its own signal too: a rollback aborts only its call.
+      const first = request.responsePolicy.continues ? new AbortController() : null;
+      const signal = first ? AbortSignal.any([request.signal, first.signal]) : request.signal;
+      const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: signal }));
       if ('blocked' in outcome) {
         const refused = new GuardedStream(
           { policy: request.responsePolicy, fail: request.fail, refusal: request.refusal, startedAt: request.startedAt, ...request.callbacks },
@@ -86,8 +89,16 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
         );
         return { stream: refused.stream };
       }
+      // The continue action calls the wrapped model again, with this attempt's signal and the request's.
+      const continuation = first
+        ? {
+            prompt: params.prompt,
+            first,
+            call: (prompt: LanguageModelV4Prompt, signal: AbortSignal) => (model as LanguageModelV4).doStream({ ...params, prompt, abortSignal: AbortSignal.any([request.signal, signal]) }),
+          }
+        : undefined;
       const guarded = new GuardedStream(
-        { policy: request.responsePolicy, fail: request.fail, refusal: request.refusal, startedAt: request.startedAt, ...request.callbacks },
+        { policy: request.responsePolicy, fail: request.fail, refusal: request.refusal, startedAt: request.startedAt, continuation, ...request.callbacks },
         outcome.result.stream,
         request.check,
         (reason) => request.abort.abort(reason),
@@ -98,6 +109,12 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     async wrapGenerate({ doGenerate, params, model }) {
       const request = await setup(params);
       if (!request) return doGenerate();
+      if (request.responsePolicy.continues) {
+        await request.check.then((c) => c.session?.dispose()).catch(() => undefined);
+        throw new OptionsError(
+          "Invalid options: response: the 'continue' action needs a stream (streamText): with generateText, set another action per request, e.g. providerOptions.qwen3guard.response.actions.Unsafe = 'rewrite'",
+        );
+      }
       const outcome = await upstream(request, () => (model as LanguageModelV4).doGenerate({ ...params, abortSignal: request.signal }));
       const check = 'blocked' in outcome ? outcome.blocked : await request.check;
       if ('blocked' in outcome || blocksRequest(check)) {

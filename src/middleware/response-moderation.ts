@@ -138,7 +138,7 @@ export class ResponseModeration {
       const empty = start === end;
       // Text already behind `at` was released with its tokens; an empty span at `at` still gates what follows.
       if (end < at || (end === at && !empty)) continue;
-      if (token.status === 'held' || token.status === 'stopped') return out;
+      if (token.status === 'held' || token.status === 'stopped' || this.heldBack(token)) return out;
       if (empty) {
         if (token.status === 'masked') maskedCarry ??= token;
         continue;
@@ -171,6 +171,58 @@ export class ResponseModeration {
       upTo = segment.end;
     }
     return { text, upTo };
+  }
+
+  /**
+   * `holdBack`: a token goes out only once that many tokens were scored after it, or the response ended
+   * unstopped, so that a rollback can still take back the lead-in to a flagged span.
+   */
+  private heldBack(token: TrackedToken): boolean {
+    const { holdBack } = this.policy;
+    const stop = this.stopped;
+    if (holdBack === 0 || (this.finished && !stop)) return false;
+    // Tokens scored after a stop (in its batch, or in flight) do not count: they are not released either.
+    return (stop ? stop.tokenIndex : this.tracker.tokens.length - 1) - token.verdict.index < holdBack;
+  }
+
+  /** Index of the first token whose text did not all go out, given how far each part's text was released. */
+  firstUnreleased(releasedUpTo: Record<ResponsePart, number>): number {
+    const tokens = this.tracker.tokens;
+    let i = 0;
+    for (; i < tokens.length; i++) {
+      const { part, start, end, closing } = tokens[i].verdict;
+      // An empty span gates the character after it: out only once that character is.
+      if (closing || start === undefined || end === undefined || (start === end ? end >= releasedUpTo[part] : end > releasedUpTo[part])) break;
+    }
+    return i;
+  }
+
+  /**
+   * Takes the response back to its first `keep` tokens (the released text), for a continuation to be appended:
+   * the guard session erases the rest from its KV cache (the conversation is not evaluated again), and the
+   * text, aligners and tokens here are cut to match. Call once no `finish` is pending. Returns how many
+   * tokens were dropped.
+   */
+  async rollback(keep: number): Promise<number> {
+    await this.drain();
+    this.queue.length = 0;
+    const tokens = this.tracker.tokens;
+    const dropped = tokens.length - keep;
+    await this.session.rollbackTo(keep > 0 ? tokens[keep - 1].verdict : null);
+    this.tracker.rollback(keep);
+    for (const part of ['reasoning', 'answer'] as const) {
+      const list = this.partTokens[part];
+      while (list.length > 0 && list[list.length - 1].verdict.index >= keep) list.pop();
+      const kept = this.text[part].slice(0, list.at(-1)?.verdict.end ?? 0);
+      this.text[part] = kept;
+      // The template prefix is tokenized with the part's first text: only a part still without text needs it.
+      const prefix = part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
+      this.aligners[part] = new TextAligner(/[^\n]/.test(kept) ? '' : prefix);
+    }
+    this.answerStarted = this.partTokens.answer.length > 0;
+    this.reasoningClosed = this.answerStarted;
+    this.finished = false;
+    return dropped;
   }
 
   /** Binary search: index of the first token whose text ends at or after `offset` (tokens are in text order). */

@@ -1,11 +1,11 @@
 import type { PromptVerdict, RiskLevel } from '../engine/types.js';
-import { describeValue } from '../shared/validation.js';
+import { describeValue, OptionsError } from '../shared/validation.js';
 import type { Action, FlaggedSpan, PromptPolicyInput, ResponsePolicyInput } from './schema.js';
 
 export type { FlaggedSpan };
 
 /** The app's functions a policy calls. */
-export type PolicyFunction = 'refusal' | 'replacement' | 'mask';
+export type PolicyFunction = 'refusal' | 'replacement' | 'mask' | 'intervention';
 
 /**
  * Failures of the app's policy functions during one request, shared by its prompt and response policy: each
@@ -47,12 +47,29 @@ export interface ResolvedResponsePolicy extends RiskPolicy {
   mask: (span: FlaggedSpan) => string;
   reasoning: boolean;
   toolInput: boolean;
+  /** Some action is `continue` (then the options below apply). */
+  continues: boolean;
+  intervention: (span: FlaggedSpan) => string;
+  attempts: number;
+  holdBack: number;
+  fallback: 'rewrite' | 'abort';
+  continuation: 'quote' | 'assistant-prefix';
   failures: PolicyFailures;
 }
 
 export const DEFAULT_REFUSAL = "I can't help with that request.";
 export const DEFAULT_REPLACEMENT = "I can't continue with this response.";
 export const DEFAULT_MASK = '[redacted]';
+
+/**
+ * CARE's introspection intervention (arXiv 2509.06982), adapted: the model corrects itself briefly and goes on
+ * from where its answer was cut. The partial answer goes with it (quoted, or as the assistant's own message).
+ */
+export const DEFAULT_INTERVENTION =
+  'Your previous response was cut off because it was turning unsafe. Think about why it was unsafe, then continue it from exactly where it stops, ' +
+  'without repeating it: start with a brief self-correction such as "...oh, I\'m sorry, I just realized I shouldn\'t go into that." and go on with a safe, helpful answer.';
+/** Default hold-back with a continue action, in tokens: see the README ("On-the-fly intervention"). */
+export const DEFAULT_HOLD_BACK = 6;
 
 /** The default replacement, set apart from answer text already shown. */
 const defaultReplacement = (span: FlaggedSpan) => (span.part === 'answer' && span.charOffset > 0 ? '\n\n' : '') + DEFAULT_REPLACEMENT;
@@ -106,14 +123,28 @@ export function resolvePromptPolicy(base?: PromptPolicyInput, override?: PromptP
 
 export function resolveResponsePolicy(base?: ResponsePolicyInput, override?: ResponsePolicyInput, failures = new PolicyFailures()): ResolvedResponsePolicy {
   const merged = { ...base, ...override };
+  const risk = riskPolicy(base, override);
+  const continues = [risk.actions.Unsafe, risk.actions.Controversial, ...Object.values(risk.categories)].includes('continue');
+  const release = merged.release ?? 'hold';
+  if (continues && release === 'optimistic') {
+    throw new OptionsError(
+      "Invalid options: response.release: the 'continue' action needs release 'hold' (an optimistic release has already sent the text that a rollback takes back)",
+    );
+  }
   return {
-    ...riskPolicy(base, override),
+    ...risk,
     debounce: merged.debounce ?? 2,
-    release: merged.release ?? 'hold',
+    release,
     replacement: asFunction<FlaggedSpan>('replacement', merged.replacement, defaultReplacement, failures),
     mask: asFunction<FlaggedSpan>('mask', merged.mask, defaultMask, failures),
     reasoning: merged.reasoning ?? true,
     toolInput: merged.toolInput ?? false,
+    continues,
+    intervention: asFunction<FlaggedSpan>('intervention', merged.intervention, () => DEFAULT_INTERVENTION, failures),
+    attempts: merged.attempts ?? 5,
+    holdBack: merged.holdBack ?? (continues ? DEFAULT_HOLD_BACK : 0),
+    fallback: merged.fallback ?? 'rewrite',
+    continuation: merged.continuation ?? 'quote',
     failures,
   };
 }

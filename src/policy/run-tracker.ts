@@ -83,12 +83,23 @@ export class RunTracker {
         const action = this.actionFor(verdict.riskLevel, verdict.category);
         run.event = { tokenIndex: index, runStart: run.start, riskLevel: verdict.riskLevel, category: verdict.category, action, part: verdict.part };
         for (let i = run.start; i <= index; i++) this.tokens[i].status = statusAfter(action);
-        if (action === 'rewrite' || action === 'abort') this.stop = run.event;
+        if (statusAfter(action) === 'stopped') this.stop = run.event;
         this.events.push(run.event);
         events.push(run.event);
       }
     }
     return events;
+  }
+
+  /**
+   * Forgets the tokens from `keep` on (a rollback: the response continues after token `keep - 1`), with their
+   * flags and the stop. The tokens kept were released, so no run is open at the cut.
+   */
+  rollback(keep: number): void {
+    this.tokens.length = Math.min(keep, this.tokens.length);
+    for (let i = this.events.length - 1; i >= 0 && this.events[i].tokenIndex >= keep; i--) this.events.pop();
+    this.run = null;
+    this.stop = null;
   }
 
   /** The response ended: a run shorter than the debounce was not flagged, so its tokens pass. */
@@ -106,5 +117,5 @@ export class RunTracker {
 }
 
 function statusAfter(action: Action): TokenStatus {
-  return action === 'redact' ? 'masked' : action === 'rewrite' || action === 'abort' ? 'stopped' : 'pass';
+  return action === 'redact' ? 'masked' : action === 'rewrite' || action === 'abort' || action === 'continue' ? 'stopped' : 'pass';
 }

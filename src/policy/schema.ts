@@ -9,15 +9,18 @@ import { z } from 'zod';
  * - flag: pass the text through and report it;
  * - redact: replace the flagged span with a mask and go on (responses only; meant for PII);
  * - rewrite: drop the flagged text and everything after it, emit a replacement text, stop the upstream;
- * - abort: drop the flagged text and everything after it, stop the upstream, end the stream.
+ * - abort: drop the flagged text and everything after it, stop the upstream, end the stream;
+ * - continue: drop the flagged text (and the held-back lead-in), stop the upstream, and ask the model to continue
+ *   after the released text with an intervention, in the same stream (responses only; CARE, see the README).
  */
-export const ACTIONS = ['allow', 'flag', 'redact', 'rewrite', 'abort'] as const;
+export const ACTIONS = ['allow', 'flag', 'redact', 'rewrite', 'abort', 'continue'] as const;
 export type Action = (typeof ACTIONS)[number];
 export const STOP_ACTIONS: readonly Action[] = ['rewrite', 'abort'];
 
 const action = z.enum(ACTIONS);
-const promptAction = z.enum(ACTIONS).refine((a) => a !== 'redact', {
-  message: '"redact" applies to responses only: use allow, flag, rewrite or abort for the prompt',
+const RESPONSE_ONLY: readonly Action[] = ['redact', 'continue'];
+const promptAction = z.enum(ACTIONS).refine((a) => !RESPONSE_ONLY.includes(a), {
+  error: (issue) => `"${String(issue.input)}" applies to responses only: use allow, flag, rewrite or abort for the prompt`,
 });
 
 /** What a flagged response span is, for replacement and mask functions. */
@@ -77,6 +80,16 @@ export const responsePolicySchema = z
     reasoning: z.boolean().optional(),
     /** Moderate tool-call inputs (held until the whole call is confirmed). Default false. */
     toolInput: z.boolean().optional(),
+    /** continue: the instruction the model gets to continue after the released text. Default: CARE's introspection. */
+    intervention: textOrFunction<FlaggedSpan>().optional(),
+    /** continue: new upstream calls per response before the fallback. Default 5 (as CARE). */
+    attempts: z.number().int().min(1).max(10).optional(),
+    /** Tokens kept back behind the guard's verdicts, so a rollback also drops the lead-in. Default: 6 with a continue action, else 0 (see the README). */
+    holdBack: z.number().int().min(0).max(256).optional(),
+    /** continue: what the attempts run out into, with the configured replacement (rewrite) or without (abort). */
+    fallback: z.enum(['rewrite', 'abort']).optional(),
+    /** continue: how the partial answer reaches the model: quoted in the instruction, or as a trailing assistant message. */
+    continuation: z.enum(['quote', 'assistant-prefix']).optional(),
   })
   .strict();
 
@@ -98,7 +111,13 @@ export const requestOverrideSchema = z
     /** false skips moderation for this request. */
     enabled: z.boolean().optional(),
     prompt: promptPolicySchema.extend({ refusal: requestText('prompt', 'refusal').optional() }).optional(),
-    response: responsePolicySchema.extend({ replacement: requestText('response', 'replacement').optional(), mask: requestText('response', 'mask').optional() }).optional(),
+    response: responsePolicySchema
+      .extend({
+        replacement: requestText('response', 'replacement').optional(),
+        mask: requestText('response', 'mask').optional(),
+        intervention: requestText('response', 'intervention').optional(),
+      })
+      .optional(),
     fail: z.enum(['closed', 'open']).optional(),
   })
   .strict();
