@@ -317,6 +317,7 @@ export class GuardSession {
       if (start < this.responseStart) throw new Error('rollbackTo: a context shift already erased text that would remain');
       if (start < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start, end: sequence.nextTokenIndex }]);
       this.fed.length = keepFed;
+      this.tentative = []; // speculated cells came after the kept ones: erased with them
       this.scoredCount = keepScored;
       // Part state as right after `last`: its part open, with its text consumed up to the token's end.
       const fresh = (): PartText => ({ started: false, consumed: 0, closed: false });

@@ -222,6 +222,8 @@ export class ResponseModeration {
     this.answerStarted = this.partTokens.answer.length > 0;
     this.reasoningClosed = this.answerStarted;
     this.finished = false;
+    this.finishing = false;
+    this.speculated = null;
     return dropped;
   }
 
