@@ -13,7 +13,7 @@ import { TokenBytes } from './token-bytes.js';
 const llamas = new Map<string, Promise<Llama>>();
 
 /** One Llama per backend choice and log level for the whole process: it owns the native backend. */
-function sharedLlama(options: ResolvedGuardOptions): Promise<Llama> {
+export function sharedLlama(options: Pick<ResolvedGuardOptions, 'gpu' | 'logLevel'>): Promise<Llama> {
   const key = `${String(options.gpu)}:${options.logLevel}`;
   let llama = llamas.get(key);
   if (!llama) {
