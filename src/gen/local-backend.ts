@@ -73,14 +73,21 @@ export class LocalGenBackend implements GenBackend {
     if (limit !== undefined && this.waiting.length >= limit) {
       throw new GuardBusyError(`The Gen guard is busy: all ${this.options.maxSessions} sequences (maxSessions) are in use and ${this.waiting.length} checks wait (maxWaiting ${limit})`);
     }
-    const sequence = await new Promise<LlamaContextSequence>((grant, reject) => {
-      const entry = { grant, reject };
-      this.waiting.push(entry);
-      signal?.addEventListener('abort', () => {
+    const sequence = await new Promise<LlamaContextSequence>((resolve, reject) => {
+      const onAbort = () => {
         const at = this.waiting.indexOf(entry);
         if (at >= 0) this.waiting.splice(at, 1);
-        reject(signal.reason as Error);
-      }, { once: true });
+        reject(signal!.reason as Error);
+      };
+      const entry = {
+        grant: (s: LlamaContextSequence) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(s);
+        },
+        reject,
+      };
+      this.waiting.push(entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
     return new LocalSlot(this, sequence);
   }
