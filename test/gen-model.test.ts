@@ -40,6 +40,7 @@ describe('converting a Qwen3Guard-Gen checkpoint', () => {
     const untied = await Qwen3GuardGen.load({ modelPath: path, gpu: false, threads: TEST_THREADS, contextSize: 1024, maxSessions: 1 });
     try {
       const messages = [{ role: 'user' as const, content: 'hello there' }];
+      expect(tied.variant).toBe('gen');
       const [a, b] = [await tied.checkPrompt(messages), await untied.checkPrompt(messages)];
       // Same backbone, another output matrix: other verdict logits.
       expect(a.probabilities).not.toEqual(b.probabilities);

@@ -50,6 +50,8 @@ export interface GuardStats {
  * own sequence so that concurrent conversations are evaluated in the same decode batches.
  */
 export class Qwen3Guard {
+  /** Which Qwen3Guard this is (Qwen3GuardGen.variant is 'gen'). */
+  readonly variant = 'stream' as const;
   readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, scoredTokens: 0, evaluations: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
   /** @internal The sequences and the conversations their KV caches keep. */
   readonly pool: SequencePool;

@@ -38,6 +38,9 @@ function mapped(level: RiskLevel, mode: DecisionMode): RiskLevel {
  * Checks run on `maxSessions` slots at once; further checks wait for a free one.
  */
 export class Qwen3GuardGen {
+  /** Which Qwen3Guard this is (Qwen3Guard.variant is 'stream'). */
+  readonly variant = 'gen' as const;
+
   private constructor(
     readonly options: ResolvedGenOptions,
     readonly backend: GenBackend,
