@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardInputError } from '../src/engine/input-validation.js';
 import type { Qwen3GuardGen } from '../src/gen/classifier.js';
-import { parseGenOutput } from '../src/gen/output.js';
+import { categoryGrammar, parseGenOutput, wholeCategories } from '../src/gen/output.js';
 import { GEN_PROMPT_CATEGORIES, GEN_RESPONSE_CATEGORIES } from '../src/gen/categories.js';
 import { PROMPT_CATEGORIES } from '../src/format/labels.js';
 import { plantedGen, randomGen } from './fixtures/gen-models.js';
@@ -113,5 +113,14 @@ describe('parseGenOutput', () => {
     expect(() => parseGenOutput('Safety: Maybe\nCategories: None', 'prompt')).toThrow(/Safety/);
     expect(() => parseGenOutput('Safety: Safe\nCategories: None', 'response')).toThrow(/Refusal/);
     expect(GEN_PROMPT_CATEGORIES).toHaveLength(9);
+  });
+
+  it('keeps the whole names of a list cut at the token limit', () => {
+    expect(wholeCategories(' Violent, PII, Sexual Cont', 'prompt')).toBe('Violent, PII');
+    expect(wholeCategories(' Violent, Jailbreak\n', 'response')).toBe('Violent');
+    expect(wholeCategories(' Vio', 'prompt')).toBe('');
+    expect(categoryGrammar('response')).toMatch(/"\\n"$/m);
+    expect(categoryGrammar('prompt')).toContain('"Jailbreak"');
+    expect(categoryGrammar('response')).not.toContain('Jailbreak');
   });
 });
