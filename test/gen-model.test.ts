@@ -11,7 +11,7 @@ import { detectVariant } from '../src/gen/variant.js';
 import { detectVariantOfFile } from '../src/gen/variant-file.js';
 import { OptionsError } from '../src/shared/validation.js';
 import { cachedDir, convertedModel, tinyRandomCheckpoint } from './fixtures/cache.js';
-import { TINY, VOCAB_SIZE } from './fixtures/checkpoint.js';
+import { randomTensors, TINY, VOCAB_SIZE, writeCheckpoint } from './fixtures/checkpoint.js';
 import { GEN_CHAT_TEMPLATE, genRandomTensors, writeGenCheckpoint } from './fixtures/gen-checkpoint.js';
 import { convertedGen, genRandomCheckpoint, genUntiedCheckpoint } from './fixtures/gen-models.js';
 import { TEST_THREADS } from './fixtures/guards.js';
@@ -48,6 +48,19 @@ describe('converting a Qwen3Guard-Gen checkpoint', () => {
       await tied.dispose();
       await untied.dispose();
     }
+  });
+
+  it('still converts a Stream checkpoint whose config says untied (Stream-8B has no lm_head): no output.weight', async () => {
+    const dir = await cachedDir('stream-untied-config-v1', async (out) => {
+      await writeCheckpoint(out, TINY, randomTensors(TINY, 9));
+      const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+      await writeFile(join(out, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
+    });
+    const output = join(dir, 'model.gguf');
+    await convertCheckpoint({ checkpoint: dir, output, type: 'f16' });
+    const { metadata, tensorInfo } = await header(output);
+    expect(metadata.qwen3guard).toBeDefined();
+    expect(tensorInfo!.map((t) => t.name)).not.toContain('output.weight');
   });
 
   it('refuses a Qwen3ForCausalLM checkpoint without the moderation template (an ordinary Qwen3)', async () => {

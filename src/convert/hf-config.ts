@@ -127,6 +127,8 @@ export async function readCheckpointConfig(dir: string): Promise<CheckpointConfi
   if (gen) return { variant: 'gen', ...backbone };
   const config: GuardConfig = {
     ...backbone,
+    // Stream has no lm_head (8B's config says untied): its output rows are token_embd's, guard rows included.
+    tiedEmbeddings: true,
     innerSize: c.guard_inner_size!,
     response: {
       riskLabels: labels(c.response_risk_level_map, c.num_risk_level, DEFAULT_RISK_LABELS, file, 'response_risk_level_map'),
@@ -145,13 +147,6 @@ export async function readCheckpointConfig(dir: string): Promise<CheckpointConfi
     }
   }
   return { variant: 'stream', ...config };
-}
-
-/** Reads a Qwen3Guard-Stream config; a Gen one is refused. */
-export async function readGuardConfig(dir: string): Promise<GuardConfig> {
-  const config = await readCheckpointConfig(dir);
-  if (config.variant !== 'stream') throw new ConvertError(`${dir}/config.json`, 'is a Qwen3Guard-Gen config, not Qwen3Guard-Stream');
-  return config;
 }
 
 async function hasGenTemplate(dir: string): Promise<boolean> {
