@@ -20,7 +20,7 @@ import { GEN_CHAT_TEMPLATE, genConfigJson } from '../test/fixtures/gen-checkpoin
 import { convertedGen } from '../test/fixtures/gen-models.js';
 import { benchModel } from './fixture.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const now = () => performance.now();
