@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardInputError } from '../src/engine/input-validation.js';
 import type { Qwen3GuardGen } from '../src/gen/classifier.js';
+import type { LocalGenBackend } from '../src/gen/local-backend.js';
+import { continued, renderGen } from '../src/gen/template.js';
+import { commonPrefix } from '../src/engine/sequence-pool.js';
 import { categoryGrammar, parseGenOutput, wholeCategories } from '../src/gen/output.js';
 import { GEN_PROMPT_CATEGORIES, GEN_RESPONSE_CATEGORIES } from '../src/gen/categories.js';
 import { PROMPT_CATEGORIES } from '../src/format/labels.js';
@@ -74,6 +77,26 @@ describe('Qwen3GuardGen on the planted model', () => {
     await expect(planted.checkResponse([user('hi')])).rejects.toThrow(/last message must be the assistant's answer.*'user'/);
     await expect(planted.checkPrompt([{ role: 'user', content: 5 } as never])).rejects.toThrow(/content must be a string/);
     await expect(planted.checkPrompt([user('x '.repeat(3000))])).rejects.toThrow(/raise contextSize/);
+  });
+
+  it('evaluates the moderation instructions once per sequence: a new conversation reuses them from the KV cache', async () => {
+    const gen = await plantedGen({ maxSessions: 1 });
+    try {
+      const backend = gen.backend as LocalGenBackend;
+      const { stats } = backend;
+      const [a, b] = [[user('first conversation')], [user('a different one')]];
+      await gen.checkPrompt(a);
+      const before = { ...stats };
+      await gen.checkPrompt(b);
+      // A Safe verdict is one evaluation: everything up to where the conversations differ comes from the cache.
+      const ids = (messages: typeof a) => backend.tokenize(continued(renderGen(messages), 'Safety:'));
+      const shared = commonPrefix(ids(a), ids(b));
+      expect(shared).toBeGreaterThan(150); // the instructions before `USER: `
+      expect(stats.reusedTokens - before.reusedTokens).toBe(shared);
+      expect(stats.evaluatedTokens - before.evaluatedTokens).toBe(ids(b).length - shared);
+    } finally {
+      await gen.dispose();
+    }
   });
 
   it('serializes concurrent checks over its sequences and gives each its own answer', async () => {

@@ -14,10 +14,20 @@ const MARKERS = [IM_START, IM_END, THINK, END_THINK] as const;
 /**
  * Qwen3Guard-Gen on node-llama-cpp: one model and context, `maxSessions` sequences. Each sequence keeps what it
  * last evaluated, so a check re-evaluates only from the first token that differs: the moderation instructions
- * before the conversation (about 300 tokens) are evaluated once per sequence, not once per check.
+ * before the conversation (about 200 tokens) are evaluated once per sequence, not once per check.
  */
+export interface GenStats {
+  /** Tokens evaluated (prefill, the model's own output fed back, generated tokens). */
+  evaluatedTokens: number;
+  /** Tokens found in a sequence's KV cache instead of evaluated again (the shared instructions, mostly). */
+  reusedTokens: number;
+  /** Tokens generated under a grammar (category lists). */
+  generatedTokens: number;
+}
+
 export class LocalGenBackend implements GenBackend {
   readonly kind = 'local';
+  readonly stats: GenStats = { evaluatedTokens: 0, reusedTokens: 0, generatedTokens: 0 };
   private readonly free: LlamaContextSequence[];
   private readonly waiting: Array<{ grant: (s: LlamaContextSequence) => void; reject: (e: Error) => void }> = [];
   private readonly markerIds = new Map<string, number>();
@@ -141,6 +151,8 @@ class LocalSlot implements GenSlot {
     }
     const held = this.sequence.contextTokens;
     const keep = Math.min(commonPrefix(held, ids), ids.length - 1);
+    this.backend.stats.reusedTokens += keep;
+    this.backend.stats.evaluatedTokens += ids.length - keep;
     if (keep < this.sequence.nextTokenIndex) {
       if (keep === 0) await this.sequence.clearHistory();
       else await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
@@ -174,6 +186,7 @@ class LocalSlot implements GenSlot {
     for await (const token of this.sequence.evaluate(rest, { temperature: 0, grammarEvaluationState })) {
       if (model.isEogToken(token)) break;
       generated.push(token);
+      this.backend.stats.generatedTokens++;
       text = model.detokenize(generated, false);
       if ((request.stopAfter !== undefined && text.endsWith(request.stopAfter)) || generated.length >= request.maxTokens) break;
     }
