@@ -26,4 +26,4 @@ export { parseGenOutput, categoryGrammar, GenOutputError, type GenOutput } from 
 export { detectVariant, type GuardVariant } from './gen/variant.js';
 export { detectVariantOfFile } from './gen/variant-file.js';
 export type { Piece } from './engine/template.js';
-export type { GenStats } from './gen/local-backend.js';
+export type { GenStats } from './gen/backend.js';

@@ -8,6 +8,8 @@ import type { Piece } from '../engine/template.js';
 export interface GenBackend {
   /** 'local' or the kind of remote backend. */
   readonly kind: string;
+  /** Token counts, where the backend keeps them (the local one does). */
+  readonly stats?: GenStats;
   /** Reserves one slot (locally: a context sequence) for the calls of one check; waits while all are in use. */
   open(signal?: AbortSignal): Promise<GenSlot>;
   dispose(): Promise<void>;
@@ -27,4 +29,13 @@ export interface GenSlot {
   generate(pieces: readonly Piece[], request: { grammar: string; maxTokens: number; stopAfter?: string }): Promise<string>;
   /** Frees the slot for the next check. */
   release(): void;
+}
+
+export interface GenStats {
+  /** Tokens evaluated (prefill, the model's own output fed back, generated tokens). */
+  evaluatedTokens: number;
+  /** Tokens found in a sequence's KV cache instead of evaluated again (the shared instructions, mostly). */
+  reusedTokens: number;
+  /** Tokens generated under a grammar (category lists). */
+  generatedTokens: number;
 }

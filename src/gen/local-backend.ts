@@ -5,7 +5,7 @@ import { GuardInputError } from '../engine/input-validation.js';
 import { checkGgufFile, printable, requireBackend } from '../engine/load-checks.js';
 import { commonPrefix, GuardBusyError } from '../engine/sequence-pool.js';
 import { END_THINK, IM_END, IM_START, THINK, type Piece } from '../engine/template.js';
-import type { GenBackend, GenSlot } from './backend.js';
+import type { GenBackend, GenSlot, GenStats } from './backend.js';
 import type { ResolvedGenOptions } from './options.js';
 import { requireVariant } from './variant-file.js';
 
@@ -16,15 +16,6 @@ const MARKERS = [IM_START, IM_END, THINK, END_THINK] as const;
  * last evaluated, so a check re-evaluates only from the first token that differs: the moderation instructions
  * before the conversation (about 200 tokens) are evaluated once per sequence, not once per check.
  */
-export interface GenStats {
-  /** Tokens evaluated (prefill, the model's own output fed back, generated tokens). */
-  evaluatedTokens: number;
-  /** Tokens found in a sequence's KV cache instead of evaluated again (the shared instructions, mostly). */
-  reusedTokens: number;
-  /** Tokens generated under a grammar (category lists). */
-  generatedTokens: number;
-}
-
 export class LocalGenBackend implements GenBackend {
   readonly kind = 'local';
   readonly stats: GenStats = { evaluatedTokens: 0, reusedTokens: 0, generatedTokens: 0 };
