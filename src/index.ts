@@ -16,3 +16,14 @@ export { PROMPT_CATEGORIES, RESPONSE_CATEGORIES, type PromptCategory, type Respo
 export type { GuardErrorCode } from './middleware/metadata.js';
 export type { Qwen3GuardMetadata, Qwen3GuardFlagMetadata, Qwen3GuardInterventionMetadata } from './middleware/metadata-types.js';
 export { DEFAULT_INTERVENTION, type FlaggedSpan, type PolicyFunction } from './policy/resolve.js';
+export { Qwen3GuardGen } from './gen/classifier.js';
+export type { GenOptions } from './gen/options.js';
+export type { GenVerdict, GenResponseVerdict } from './gen/types.js';
+export type { GenBackend, GenSlot } from './gen/backend.js';
+export { renderGen, type GenTask } from './gen/template.js';
+export { GEN_CATEGORY_MAP, GEN_PROMPT_CATEGORIES, GEN_RESPONSE_CATEGORIES, type GenCategoryName } from './gen/categories.js';
+export { parseGenOutput, categoryGrammar, GenOutputError, type GenOutput } from './gen/output.js';
+export { detectVariant, type GuardVariant } from './gen/variant.js';
+export { detectVariantOfFile } from './gen/variant-file.js';
+export type { Piece } from './engine/template.js';
+export type { GenStats } from './gen/backend.js';

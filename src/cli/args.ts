@@ -7,6 +7,7 @@ export class UsageError extends Error {
 
 export const MAIN_USAGE = `Usage:
   qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|q4_0|f16|f32] [--revision R] [--cache DIR]
+                  (gen-0.6B, gen-4B, gen-8B: Qwen3Guard-Gen)
   qwen3guard list [--cache DIR]
   qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0|q4_0]
   qwen3guard classify --model <name|file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
@@ -21,7 +22,8 @@ export const CONVERT_USAGE = `Usage: qwen3guard convert <checkpoint-dir> -o <fil
 
 export const CONVERT_HELP = `${CONVERT_USAGE}
 
-Converts a Hugging Face Qwen3Guard-Stream checkpoint into one GGUF file.
+Converts a Hugging Face Qwen3Guard checkpoint into one GGUF file: Stream (with its heads), or Gen (a plain
+qwen3 model with its moderation template, which any GGUF runtime loads).
 
   <checkpoint-dir>     folder with config.json, tokenizer files and *.safetensors
   -o, --output <file>  the .gguf file to write (replaced only once complete)
@@ -34,10 +36,12 @@ export const PULL_USAGE = `Usage: qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--t
 
 export const PULL_HELP = `${PULL_USAGE}
 
-Downloads a Qwen3Guard-Stream checkpoint from the Hugging Face hub and converts it into the model cache, where
+Downloads a Qwen3Guard checkpoint from the Hugging Face hub and converts it into the model cache, where
 Qwen3Guard.load({ model: 'qwen3guard-stream-0.6b' }) finds it. An interrupted pull resumes where it stopped.
 
   0.6B, 4B, 8B         Qwen/Qwen3Guard-Stream-<size> (default 0.6B), or any <owner/repo> with such a checkpoint
+  gen-0.6B, gen-4B, gen-8B
+                       Qwen/Qwen3Guard-Gen-<size>, cached as qwen3guard-gen-<size> (Qwen3GuardGen.load)
   -t, --type <type>    weight type: q8_0 (default), q4_0, f16 or f32
   --revision <rev>     branch, tag or commit (default main)
   --cache <dir>        the model cache (default $XDG_CACHE_HOME/qwen3guard, else ~/.cache/qwen3guard)
@@ -60,12 +64,14 @@ export const CLASSIFY_USAGE = `Usage: qwen3guard classify --model <name|file.ggu
 
 export const CLASSIFY_HELP = `${CLASSIFY_USAGE}
 
-Classifies a prompt and, optionally, a response token by token.
+Classifies a prompt and, optionally, a response: token by token with a Stream model; as a whole, with the
+refusal line, with a Gen model (detected from the file).
 
-  -m, --model <model>   a pulled model (qwen3guard-stream-0.6b) or a GGUF made by 'qwen3guard convert'
+  -m, --model <model>   a pulled model (qwen3guard-stream-0.6b, qwen3guard-gen-0.6b) or a GGUF (ours or a
+                        community Qwen3Guard-Gen file)
   -p, --prompt <text>   the user's message
   -r, --response <text> the assistant's answer to classify token by token
-  --reasoning <text>    the assistant's reasoning (thinking), classified before the answer
+  --reasoning <text>    the assistant's reasoning (thinking), classified before the answer (Stream only)
   --threads <N>         CPU threads (default: the machine's math cores)
   --json                print one JSON object instead of the coloured report
   -h, --help            show this help`;

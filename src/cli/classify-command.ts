@@ -1,7 +1,8 @@
 import { decideResponse, type ResponseDecision } from '../engine/decision.js';
 import { IM_END } from '../engine/template.js';
 import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../engine/types.js';
-import { CLASSIFY_HELP, parseCommandLine, parseThreads, UsageError } from './args.js';
+import type { GenResponseVerdict, GenVerdict } from '../gen/types.js';
+import { CLASSIFY_HELP, CommandError, parseCommandLine, parseThreads, UsageError } from './args.js';
 import { resolveModelArg } from './model-file.js';
 import { label, token, useColour } from './render.js';
 
@@ -55,9 +56,25 @@ export interface Classification {
   response?: { tokens: ClassifiedToken[]; verdict: ResponseDecision };
 }
 
-/** Runs the guard over the prompt and, when given, the reasoning and the answer (closed by `<|im_end|>`). */
-export async function classify(args: ClassifyArgs): Promise<Classification> {
+/** A Qwen3Guard-Gen model's classification: whole-text verdicts, the response's with its refusal. */
+export interface GenClassification {
+  model: 'gen';
+  prompt: GenVerdict;
+  response?: GenResponseVerdict;
+}
+
+const isGen = (result: Classification | GenClassification): result is GenClassification => 'model' in result && result.model === 'gen';
+
+/**
+ * Runs the model over the prompt and, when given, the response. A Stream model scores the reasoning and the
+ * answer token by token (closed by `<|im_end|>`); a Gen model (detected from the file's header) checks the
+ * prompt, then the answer in its context, as wholes.
+ */
+export async function classify(args: ClassifyArgs): Promise<Classification | GenClassification> {
   const modelPath = await resolveModelArg(args.model);
+  // A file that cannot be read as a GGUF goes the Stream way, whose loader explains what is wrong with it.
+  const { detectVariantOfFile } = await import('../gen/variant-file.js');
+  if ((await detectVariantOfFile(modelPath).catch(() => 'unknown')) === 'gen') return classifyGen(modelPath, args);
 
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
   const { Qwen3Guard } = await import('../engine/guard.js');
@@ -88,8 +105,33 @@ export async function classify(args: ClassifyArgs): Promise<Classification> {
   }
 }
 
+async function classifyGen(modelPath: string, args: ClassifyArgs): Promise<GenClassification> {
+  if (args.reasoning !== undefined) throw new CommandError('--reasoning applies to Qwen3Guard-Stream models: Qwen3Guard-Gen reads the answer only (put the reasoning in --response to have it checked)');
+  const { Qwen3GuardGen } = await import('../gen/classifier.js');
+  const guard = await Qwen3GuardGen.load({ modelPath, threads: args.threads, gpu: 'auto', maxSessions: 1 });
+  try {
+    const user = { role: 'user' as const, content: args.prompt };
+    const prompt = await guard.checkPrompt([user]);
+    if (args.response === undefined) return { model: 'gen', prompt };
+    return { model: 'gen', prompt, response: await guard.checkResponse([user, { role: 'assistant', content: args.response }]) };
+  } finally {
+    await guard.dispose();
+  }
+}
+
+const probabilitiesJson = (p: PromptVerdict['probabilities']) => ({ Safe: p.Safe, Unsafe: p.Unsafe, Controversial: p.Controversial });
+
+/** Gen's `--json`: the Stream shape (prompt verdict, response verdict) with `model: "gen"`, the categories listed and `refusal`. */
+function genJson(result: GenClassification): object {
+  const verdict = (v: GenVerdict) => ({ riskLevel: v.riskLevel, category: v.category, categories: v.categories, probabilities: probabilitiesJson(v.probabilities) });
+  const json: Record<string, unknown> = { model: 'gen', prompt: verdict(result.prompt) };
+  if (result.response) json.response = { verdict: verdict(result.response), refusal: result.response.refusal };
+  return json;
+}
+
 /** The `--json` object: token offsets and category probabilities left out. */
-export function toJson(result: Classification): object {
+export function toJson(result: Classification | GenClassification): object {
+  if (isGen(result)) return genJson(result);
   const { riskLevel, category, probabilities } = result.prompt;
   const json: Record<string, unknown> = {
     prompt: { riskLevel, category, probabilities: { Safe: probabilities.Safe, Unsafe: probabilities.Unsafe, Controversial: probabilities.Controversial } },
@@ -117,13 +159,19 @@ function renderPart(text: string, tokens: ClassifiedToken[], colour: boolean): s
   return out + text.slice(at);
 }
 
+const probabilitiesText = (p: PromptVerdict['probabilities']) => `P(Safe)=${p.Safe.toFixed(3)} P(Unsafe)=${p.Unsafe.toFixed(3)} P(Controversial)=${p.Controversial.toFixed(3)}`;
+
 /** The report: prompt verdict, the response coloured by token, the response verdict. */
-export function renderHuman(result: Classification, args: Pick<ClassifyArgs, 'response' | 'reasoning'>, colour: boolean): string {
+export function renderHuman(result: Classification | GenClassification, args: Pick<ClassifyArgs, 'response' | 'reasoning'>, colour: boolean): string {
   const { prompt } = result;
-  const p = prompt.probabilities;
-  const lines = [
-    `Prompt: ${label(prompt.riskLevel, prompt.category, colour)}  P(Safe)=${p.Safe.toFixed(3)} P(Unsafe)=${p.Unsafe.toFixed(3)} P(Controversial)=${p.Controversial.toFixed(3)}`,
-  ];
+  const lines = [`Prompt: ${label(prompt.riskLevel, prompt.category, colour)}  ${probabilitiesText(prompt.probabilities)}`];
+  if (isGen(result)) {
+    const more = (v: GenVerdict) => (v.categories.length > 1 ? `  categories: ${v.categories.join(', ')}` : '');
+    lines[0] += more(prompt as GenVerdict);
+    const r = result.response;
+    if (r) lines.push(`Response: ${label(r.riskLevel, r.category, colour)}  ${probabilitiesText(r.probabilities)}  refusal: ${r.refusal ? 'yes' : 'no'}${more(r)}`);
+    return `${lines.join('\n')}\n`;
+  }
   if (result.response) {
     const { tokens, verdict } = result.response;
     const of = (part: ResponsePart) => tokens.filter((t) => t.part === part);

@@ -32,7 +32,7 @@ export function parsePullArgs(args: string[]): PullArgs | null {
   if (positionals.length > 1) throw new UsageError(`expected one model, got ${positionals.length}: ${positionals.join(' ')}`);
   const spec = positionals[0] ?? '0.6B';
   const source = parseModelSource(spec);
-  if (!source) throw new UsageError(`unknown model '${spec}': use 0.6B, 4B, 8B or a hub repository as owner/repo`);
+  if (!source) throw new UsageError(`unknown model '${spec}': use 0.6B, 4B, 8B or a hub repository as owner/repo (gen-0.6B, gen-4B, gen-8B for Qwen3Guard-Gen)`);
   const type = values.type ?? 'q8_0';
   if (!(OUTPUT_TYPES as readonly string[]).includes(type)) throw new UsageError(`unknown --type '${type}': use one of ${OUTPUT_TYPES.join(', ')}`);
   if (values.revision === '') throw new UsageError('--revision needs a branch, tag or commit');

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConvertError } from './errors.js';
-import { readGuardConfig, type GuardConfig } from './hf-config.js';
+import { readCheckpointConfig, type BackboneConfig, type GuardConfig } from './hf-config.js';
 import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
 import { readTokenizerMetadata } from './tokenizer-metadata.js';
 import { GgufWriter, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
@@ -36,6 +36,8 @@ export interface ConvertResult {
   vocabularyRows: number;
 }
 
+const NO_HEAD = { riskLabels: [], categoryLabels: [] };
+
 /** Values read per piece of a tensor: bounds memory to a few tens of MB whatever the model size. */
 const PIECE_VALUES = 4 << 20;
 
@@ -46,7 +48,7 @@ interface TensorPlan {
   shape: number[];
 }
 
-function planTensors(config: GuardConfig, type: OutputType): TensorPlan[] {
+function planTensors(config: BackboneConfig, type: OutputType): TensorPlan[] {
   const { hiddenSize: H, heads, kvHeads, headDim, intermediateSize: I } = config;
   const matrix = matrixType(type);
   const plans: TensorPlan[] = [];
@@ -68,6 +70,8 @@ function planTensors(config: GuardConfig, type: OutputType): TensorPlan[] {
     add(`${blk}.ffn_up.weight`, `${hf}.mlp.up_proj.weight`, [I, H], matrix);
     add(`${blk}.ffn_down.weight`, `${hf}.mlp.down_proj.weight`, [H, I], matrix);
   }
+  // Untied (Gen-8B): llama.cpp reads the output matrix from output.weight, else from token_embd.
+  if (!config.tiedEmbeddings) add('output.weight', 'lm_head.weight', [config.vocabSize, H], matrix);
   return plans;
 }
 
@@ -95,16 +99,19 @@ async function checkWritable(output: string): Promise<void> {
 }
 
 /**
- * Converts a Qwen3Guard-Stream checkpoint into one self-contained GGUF: the qwen3 backbone, the tokenizer,
- * the chat template and the guard heads (see format/guard-metadata.ts), tensor by tensor, through a
- * temporary file that is renamed into place only when complete.
+ * Converts a Qwen3Guard checkpoint into one self-contained GGUF, tensor by tensor, through a temporary file
+ * that is renamed into place only when complete. Stream: the qwen3 backbone, the tokenizer, the chat template
+ * and the guard heads (see format/guard-metadata.ts). Gen: a plain qwen3 model (tokenizer and moderation
+ * template included) that llama.cpp and any GGUF runtime load as an ordinary model.
  */
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
   const type = options.type ?? 'q8_0';
   if (!OUTPUT_TYPES.includes(type)) throw new ConvertError(options.output, `unknown output type "${type}": use one of ${OUTPUT_TYPES.join(', ')}`);
   const dir = resolve(options.checkpoint);
   const output = resolve(options.output);
-  const config = await readGuardConfig(dir);
+  const checkpointConfig = await readCheckpointConfig(dir);
+  const config: GuardConfig = checkpointConfig.variant === 'gen' ? { ...checkpointConfig, innerSize: 0, response: NO_HEAD, query: NO_HEAD } : checkpointConfig;
+  const gen = checkpointConfig.variant === 'gen';
   const { hiddenSize: H, innerSize: G } = config;
   if (isBlockQuantized(type)) {
     for (const [what, n] of [['hidden_size', H], ['intermediate_size', config.intermediateSize], ['num_attention_heads x head_dim', config.heads * config.headDim]] as const) {
@@ -131,7 +138,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const rowStart: Record<string, number> = {};
     let nextRow = config.vocabSize;
     const headMetadata: Array<[string, GgufValue]> = [];
-    for (const path of HEAD_PATHS) {
+    for (const path of gen ? [] : HEAD_PATHS) {
       const names = HEAD_TENSOR_NAMES[path];
       const { riskLabels, categoryLabels } = config[path];
       const nr = riskLabels.length;
@@ -186,11 +193,16 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       ['qwen3.rope.freq_base', { type: 'f32', value: config.ropeTheta }],
       ['qwen3.attention.layer_norm_rms_epsilon', { type: 'f32', value: config.epsilon }],
       ...tokenizer.entries,
-      [GuardKeys.formatVersion, { type: 'u32', value: GUARD_FORMAT_VERSION }],
-      [GuardKeys.vocabSize, { type: 'u32', value: config.vocabSize }],
-      [GuardKeys.innerSize, { type: 'u32', value: G }],
-      [GuardKeys.epsilon, { type: 'f32', value: config.epsilon }],
-      ...headMetadata,
+      // Gen is a plain qwen3 file: no guard keys (the variant is read from its moderation template).
+      ...(gen
+        ? []
+        : [
+            [GuardKeys.formatVersion, { type: 'u32', value: GUARD_FORMAT_VERSION }],
+            [GuardKeys.vocabSize, { type: 'u32', value: config.vocabSize }],
+            [GuardKeys.innerSize, { type: 'u32', value: G }],
+            [GuardKeys.epsilon, { type: 'f32', value: config.epsilon }],
+            ...headMetadata,
+          ]),
     ] as Array<[string, GgufValue]>);
 
     const embedSpec: GgufTensorSpec = { name: 'token_embd.weight', ne: [H, totalRows], type: embeddingType(type) };

@@ -2,9 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConvertError } from './errors.js';
+import { isGenTemplate } from '../gen/variant.js';
 import { DEFAULT_QUERY_CATEGORIES, DEFAULT_RESPONSE_CATEGORIES, DEFAULT_RISK_LABELS } from '../format/labels.js';
 
 export const GUARD_ARCHITECTURE = 'Qwen3ForGuardModel';
+/** Qwen3Guard-Gen is a plain Qwen3 causal LM; its tokenizer_config.json carries the moderation template. */
+export const GEN_ARCHITECTURE = 'Qwen3ForCausalLM';
 
 const positiveInt = z.number().int().positive();
 const labelMap = z.record(z.string().regex(/^\d+$/), z.string()).optional();
@@ -21,6 +24,7 @@ const configSchema = z.object({
   rms_norm_eps: z.number().positive(),
   rope_theta: z.number().positive(),
   max_position_embeddings: positiveInt,
+  tie_word_embeddings: z.boolean().optional(),
   guard_inner_size: positiveInt,
   num_risk_level: positiveInt.optional(),
   num_category: positiveInt.optional(),
@@ -35,8 +39,8 @@ const configSchema = z.object({
   rope_scaling: z.null().optional(),
 });
 
-/** The parts of a Qwen3Guard-Stream `config.json` the converter needs, with defaults resolved. */
-export interface GuardConfig {
+/** The backbone parts of a `config.json` the converter needs, with defaults resolved. */
+export interface BackboneConfig {
   hiddenSize: number;
   layers: number;
   heads: number;
@@ -47,6 +51,12 @@ export interface GuardConfig {
   epsilon: number;
   ropeTheta: number;
   contextLength: number;
+  /** The output matrix is the embedding matrix (0.6B, 4B); false: a separate `lm_head.weight` (8B). */
+  tiedEmbeddings: boolean;
+}
+
+/** The parts of a Qwen3Guard-Stream `config.json` the converter needs, with defaults resolved. */
+export interface GuardConfig extends BackboneConfig {
   innerSize: number;
   response: { riskLabels: string[]; categoryLabels: string[] };
   query: { riskLabels: string[]; categoryLabels: string[] };
@@ -69,7 +79,10 @@ function labels(map: Record<string, string> | undefined, count: number | undefin
   return fallback.slice(0, n);
 }
 
-export async function readGuardConfig(dir: string): Promise<GuardConfig> {
+/** A checkpoint's config: Stream (the guard heads) or Gen (a plain causal LM with the moderation template). */
+export type CheckpointConfig = ({ variant: 'stream' } & GuardConfig) | ({ variant: 'gen' } & BackboneConfig);
+
+export async function readCheckpointConfig(dir: string): Promise<CheckpointConfig> {
   const file = `${dir}/config.json`;
   if (!existsSync(file)) throw new ConvertError(dir, 'has no config.json: expected a Hugging Face Qwen3Guard-Stream checkpoint folder');
   let json: unknown;
@@ -79,14 +92,15 @@ export async function readGuardConfig(dir: string): Promise<GuardConfig> {
     throw new ConvertError(file, `is not valid JSON (${(error as Error).message})`);
   }
   const architectures = (json as { architectures?: unknown }).architectures;
-  if (!Array.isArray(architectures) || !architectures.includes(GUARD_ARCHITECTURE)) {
+  const gen = Array.isArray(architectures) && architectures.includes(GEN_ARCHITECTURE) && (await hasGenTemplate(dir));
+  if (!gen && (!Array.isArray(architectures) || !architectures.includes(GUARD_ARCHITECTURE))) {
     throw new ConvertError(
       file,
       `is not a Qwen3Guard-Stream config: "architectures" is ${JSON.stringify(architectures ?? null)}, expected ["${GUARD_ARCHITECTURE}"]` +
-        ' (Qwen3Guard-Gen is a plain causal LM; convert it with llama.cpp instead)',
+        ` (or ["${GEN_ARCHITECTURE}"] for Qwen3Guard-Gen, whose tokenizer_config.json holds the moderation template; this one does not)`,
     );
   }
-  const parsed = configSchema.safeParse(json);
+  const parsed = (gen ? configSchema.extend({ guard_inner_size: positiveInt.optional() }) : configSchema).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new ConvertError(file, `field "${issue.path.join('.')}": ${issue.message}`);
@@ -97,7 +111,7 @@ export async function readGuardConfig(dir: string): Promise<GuardConfig> {
   if (c.num_attention_heads % c.num_key_value_heads !== 0) {
     throw new ConvertError(file, 'num_attention_heads must be a multiple of num_key_value_heads');
   }
-  const config: GuardConfig = {
+  const backbone: BackboneConfig = {
     hiddenSize: c.hidden_size,
     layers: c.num_hidden_layers,
     heads: c.num_attention_heads,
@@ -108,7 +122,14 @@ export async function readGuardConfig(dir: string): Promise<GuardConfig> {
     epsilon: c.rms_norm_eps,
     ropeTheta: c.rope_theta,
     contextLength: c.max_position_embeddings,
-    innerSize: c.guard_inner_size,
+    tiedEmbeddings: c.tie_word_embeddings ?? true,
+  };
+  if (gen) return { variant: 'gen', ...backbone };
+  const config: GuardConfig = {
+    ...backbone,
+    // Stream has no lm_head (8B's config says untied): its output rows are token_embd's, guard rows included.
+    tiedEmbeddings: true,
+    innerSize: c.guard_inner_size!,
     response: {
       riskLabels: labels(c.response_risk_level_map, c.num_risk_level, DEFAULT_RISK_LABELS, file, 'response_risk_level_map'),
       categoryLabels: labels(c.response_category_map, c.num_category, DEFAULT_RESPONSE_CATEGORIES, file, 'response_category_map'),
@@ -125,5 +146,13 @@ export async function readGuardConfig(dir: string): Promise<GuardConfig> {
       throw new ConvertError(file, `"${path}_risk_level_map" must name exactly Safe, Unsafe and Controversial, got ${JSON.stringify(head.riskLabels)}`);
     }
   }
-  return config;
+  return { variant: 'stream', ...config };
+}
+
+async function hasGenTemplate(dir: string): Promise<boolean> {
+  try {
+    return isGenTemplate((JSON.parse(await readFile(`${dir}/tokenizer_config.json`, 'utf8')) as { chat_template?: unknown }).chat_template);
+  } catch {
+    return false;
+  }
 }

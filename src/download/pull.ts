@@ -16,7 +16,7 @@ export interface DownloadProgress {
 }
 
 export interface PullOptions {
-  /** `Qwen/Qwen3Guard-Stream-0.6B` or any repository with a Qwen3Guard-Stream checkpoint. */
+  /** `Qwen/Qwen3Guard-Stream-0.6B`, `Qwen/Qwen3Guard-Gen-0.6B` or any repository with such a checkpoint. */
   repo: string;
   type?: OutputType;
   revision?: string;
@@ -49,7 +49,7 @@ const INDEX = 'model.safetensors.index.json';
 const SINGLE = 'model.safetensors';
 
 /**
- * Downloads a Qwen3Guard-Stream checkpoint from the hub into the cache's .partial area (resumable, each file
+ * Downloads a Qwen3Guard checkpoint (Stream or Gen) from the hub into the cache's .partial area (resumable, each file
  * checked against the hub's size and checksum), converts it to `<cache>/<name>-<type>.gguf` and removes the raw
  * checkpoint unless asked to keep it. Only complete files are ever renamed into the cache.
  */
@@ -68,7 +68,7 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   const missing = REQUIRED.filter((f) => !listing.files.includes(f));
   const sharded = listing.files.includes(INDEX);
   if (!sharded && !listing.files.includes(SINGLE)) missing.push(`${SINGLE} (or ${INDEX})`);
-  if (missing.length) throw new DownloadError(`${options.repo}@${revision} has no ${missing.join(', ')}: is it a Qwen3Guard-Stream checkpoint (safetensors)?`);
+  if (missing.length) throw new DownloadError(`${options.repo}@${revision} has no ${missing.join(', ')}: is it a Qwen3Guard-Stream or -Gen checkpoint (safetensors)?`);
 
   const partial = join(cacheDir, PARTIAL_DIR);
   const dir = join(partial, `${baseName(options.repo)}@${listing.commit}`);

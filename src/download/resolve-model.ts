@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { GuardModelError } from '../engine/guard-layout.js';
 import { defaultCacheDir } from './cache-layout.js';
-import { parseModelName } from './models.js';
+import { parseModelName, publishedRepo } from './models.js';
 import { pullModel } from './pull.js';
 
 export interface ModelRequest {
-  /** `qwen3guard-stream-0.6b`, `-4b`, `-8b`, optionally with `-q8_0` / `-f16` / `-f32`; or another cached name. */
+  /** `qwen3guard-stream-0.6b`, `-4b`, `-8b`, `qwen3guard-gen-0.6b` etc., optionally with `-q8_0` / `-f16` / `-f32`; or another cached name. */
   model: string;
   cacheDir?: string;
   /** Download and convert a published model that is not cached yet. */
@@ -20,12 +20,12 @@ export async function resolveModelPath(request: ModelRequest): Promise<string> {
   const cacheDir = request.cacheDir ?? defaultCacheDir();
   const path = join(cacheDir, `${name.base}-${name.type}.gguf`);
   if (existsSync(path)) return path;
-  if (request.pull && name.size) {
-    return (await pullModel({ repo: `Qwen/Qwen3Guard-Stream-${name.size}`, type: name.type, cacheDir })).output;
+  if (request.pull && name.size && name.variant) {
+    return (await pullModel({ repo: publishedRepo(name.variant, name.size), type: name.type, cacheDir })).output;
   }
   const flags = `${name.type === 'q8_0' ? '' : ` --type ${name.type}`}${request.cacheDir ? ` --cache ${request.cacheDir}` : ''}`;
   const fix = name.size
-    ? `run \`npx qwen3guard pull ${name.size}${flags}\` once (or pass pull: true to download it on first use)`
+    ? `run \`npx qwen3guard pull ${name.variant === 'gen' ? 'gen-' : ''}${name.size}${flags}\` once (or pass pull: true to download it on first use)`
     : `pull it with \`npx qwen3guard pull <owner/repo>${flags}\`; \`npx qwen3guard list${request.cacheDir ? ` --cache ${request.cacheDir}` : ''}\` shows what is cached`;
   throw new GuardModelError(`guard.model: ${request.model} is not in the model cache (no ${path}): ${fix}`);
 }

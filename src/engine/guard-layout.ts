@@ -1,5 +1,6 @@
 import { GUARD_FORMAT_VERSION, HEAD_PATHS, type GuardLayout, type HeadLayout, type HeadPath } from '../format/guard-metadata.js';
 import { isRiskLevel } from '../format/labels.js';
+import { detectVariant, wrongVariantMessage } from '../gen/variant.js';
 
 export class GuardModelError extends Error {
   override readonly name = 'GuardModelError';
@@ -11,10 +12,12 @@ type Tree = Record<string, unknown>;
 export function readGuardLayout(metadata: unknown, modelPath: string): GuardLayout {
   const root = (metadata as Tree)?.qwen3guard as Tree | undefined;
   const notGuard = () =>
-    new GuardModelError(
-      `${modelPath} is not a Qwen3Guard-Stream GGUF made by \`qwen3guard convert\` (no qwen3guard.* metadata). ` +
-        'Convert the Hugging Face checkpoint with: qwen3guard convert <checkpoint-dir> -o model.gguf',
-    );
+    detectVariant(metadata) === 'gen'
+      ? new GuardModelError(wrongVariantMessage(modelPath, 'gen', 'stream'))
+      : new GuardModelError(
+          `${modelPath} is not a Qwen3Guard-Stream GGUF made by \`qwen3guard convert\` (no qwen3guard.* metadata). ` +
+            'Convert the Hugging Face checkpoint with: qwen3guard convert <checkpoint-dir> -o model.gguf',
+        );
   if (!root) throw notGuard();
   const version = root.format_version;
   if (version !== GUARD_FORMAT_VERSION) {

@@ -13,7 +13,7 @@ import { TokenBytes } from './token-bytes.js';
 const llamas = new Map<string, Promise<Llama>>();
 
 /** One Llama per backend choice and log level for the whole process: it owns the native backend. */
-function sharedLlama(options: ResolvedGuardOptions): Promise<Llama> {
+export function sharedLlama(options: Pick<ResolvedGuardOptions, 'gpu' | 'logLevel'>): Promise<Llama> {
   const key = `${String(options.gpu)}:${options.logLevel}`;
   let llama = llamas.get(key);
   if (!llama) {
@@ -54,6 +54,8 @@ export interface GuardStats {
  * own sequence so that concurrent conversations are evaluated in the same decode batches.
  */
 export class Qwen3Guard {
+  /** Which Qwen3Guard this is (Qwen3GuardGen.variant is 'gen'). */
+  readonly variant = 'stream' as const;
   readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, speculatedTokens: 0, discardedTokens: 0, scoredTokens: 0, evaluations: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
   /** @internal The sequences and the conversations their KV caches keep. */
   readonly pool: SequencePool;

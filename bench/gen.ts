@@ -1,0 +1,111 @@
+/**
+ * npm run bench:gen — Qwen3Guard-Gen prompt-check latency against Qwen3Guard-Stream prompt-check latency on
+ * 0.6B-shaped random q8_0 models with the same backbone weights (the Gen checkpoint links the Stream one's
+ * safetensors: the converter reads only the backbone for Gen), in one run, same threads. A short prompt and a
+ * conversation of about 2,000 tokens. Each round's conversation starts with its own number, so neither model
+ * finds it in its KV cache; Gen keeps its moderation instructions (the same in every check) cached per sequence.
+ * Gen is timed twice: the verdict alone (prefill + the three verdict logits, what a Safe prompt costs) and the
+ * whole check (plus the category list a random model generates for a non-Safe verdict).
+ */
+import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Qwen3Guard } from '../src/engine/guard.js';
+import type { GuardMessage } from '../src/engine/types.js';
+import { Qwen3GuardGen } from '../src/gen/classifier.js';
+import { continued, renderGen } from '../src/gen/template.js';
+import { cachedDir, FIXTURE_ROOT } from '../test/fixtures/cache.js';
+import { QWEN3_0_6B, TOKENIZER_DIR } from '../test/fixtures/checkpoint.js';
+import { GEN_CHAT_TEMPLATE, genConfigJson } from '../test/fixtures/gen-checkpoint.js';
+import { convertedGen } from '../test/fixtures/gen-models.js';
+import { benchModel } from './fixture.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const now = () => performance.now();
+
+const streamPath = await benchModel();
+// bench/fixture.ts's checkpoint (benchModel built it above).
+const streamCheckpoint = join(FIXTURE_ROOT, 'qwen3guard-0.6b-shape-random-v1');
+const genCheckpoint = await cachedDir('qwen3guard-gen-0.6b-shape-random-v1', async (dir) => {
+  await writeFile(join(dir, 'config.json'), JSON.stringify(genConfigJson(QWEN3_0_6B), null, 2));
+  await copyFile(join(TOKENIZER_DIR, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  const config = JSON.parse(await readFile(join(TOKENIZER_DIR, 'tokenizer_config.json'), 'utf8'));
+  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, chat_template: GEN_CHAT_TEMPLATE }));
+  await symlink(join(streamCheckpoint, 'model.safetensors'), join(dir, 'model.safetensors'));
+});
+const genPath = await convertedGen(genCheckpoint, 'q8_0');
+
+const stream = await Qwen3Guard.load({ modelPath: streamPath, contextSize: 4096, maxSessions: 1, gpu, reuseKv: false });
+const gen = await Qwen3GuardGen.load({ modelPath: genPath, contextSize: 4096, maxSessions: 1, gpu, threads: stream.threads });
+
+const sentence = 'The committee reviewed the annual budget report and asked for a clearer summary of the travel costs. ';
+/** A conversation of alternating turns ending with a user turn, about `tokens` Qwen3 tokens long. */
+function conversation(round: number, tokens: number): GuardMessage[] {
+  const perTurn = stream.tokenizeText(sentence.repeat(6)).length;
+  const turns = Math.max(1, Math.round(tokens / perTurn));
+  const messages: GuardMessage[] = [];
+  for (let i = 0; i < turns; i++) messages.push({ role: i % 2 ? 'assistant' : 'user', content: `${i === 0 ? `Round ${round}. ` : ''}${sentence.repeat(6)}` });
+  if (messages.at(-1)!.role !== 'user') messages.push({ role: 'user', content: 'Can you summarize that?' });
+  return messages;
+}
+const short = (round: number): GuardMessage[] => [{ role: 'user', content: `Round ${round}: how do I reset my router password?` }];
+
+async function streamCheck(messages: GuardMessage[]): Promise<number> {
+  const session = await stream.createSession();
+  try {
+    const start = now();
+    await session.checkPrompt(messages);
+    return now() - start;
+  } finally {
+    await session.dispose();
+  }
+}
+
+async function genVerdict(messages: GuardMessage[]): Promise<number> {
+  const slot = await gen.backend.open();
+  try {
+    const start = now();
+    await slot.nextScores(continued(renderGen(messages), 'Safety:'), [' Safe', ' Unsafe', ' Controversial']);
+    return now() - start;
+  } finally {
+    slot.release();
+  }
+}
+
+const raws = new Set<string>();
+async function genCheck(messages: GuardMessage[]): Promise<number> {
+  const start = now();
+  const verdict = await gen.checkPrompt(messages);
+  raws.add(verdict.raw.replace(/\n/g, ' | '));
+  return now() - start;
+}
+
+const rows: Array<{ name: string; tokens: number; stream: number; verdict: number; check: number }> = [];
+let round = 1000;
+for (const [name, build] of [['short prompt', short], ['2,000-token conversation', (r: number) => conversation(r, 2000)]] as const) {
+  const times = { stream: [] as number[], verdict: [] as number[], check: [] as number[] };
+  // A warm-up round: Gen evaluates its instructions once per sequence.
+  await streamCheck(build(round++));
+  await genCheck(build(round++));
+  for (let i = 0; i < ROUNDS; i++) {
+    times.stream.push(await streamCheck(build(round++)));
+    times.verdict.push(await genVerdict(build(round++)));
+    times.check.push(await genCheck(build(round++)));
+  }
+  const streamTokens = stream.tokenizeText(build(0).map((m) => m.content).join(' ')).length;
+  rows.push({ name, tokens: streamTokens, stream: median(times.stream), verdict: median(times.verdict), check: median(times.check) });
+}
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+console.log(`bench:gen  ${cpu}, ${cpus().length} cores, threads ${stream.threads}, backend ${stream.backend === false ? 'CPU' : stream.backend}, q8_0, 0.6B shapes, median of ${ROUNDS}`);
+console.log('workload                     conv. tokens  Stream prompt ms  Gen verdict ms  Gen check ms  Gen/Stream (verdict)  Gen/Stream (check)');
+for (const r of rows) {
+  console.log(
+    `${r.name.padEnd(28)} ${String(r.tokens).padStart(12)}  ${r.stream.toFixed(0).padStart(16)}  ${r.verdict.toFixed(0).padStart(14)}  ${r.check.toFixed(0).padStart(12)}  ${(r.verdict / r.stream).toFixed(2).padStart(19)}x  ${(r.check / r.stream).toFixed(2).padStart(17)}x`,
+  );
+}
+console.log(`Gen answers of the random model: ${[...raws].join('; ')}`);
+await gen.dispose();
+await stream.dispose();
