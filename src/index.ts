@@ -20,6 +20,8 @@ export { Qwen3GuardGen } from './gen/classifier.js';
 export type { GenOptions } from './gen/options.js';
 export type { GenVerdict, GenResponseVerdict } from './gen/types.js';
 export type { GenBackend, GenSlot } from './gen/backend.js';
+export { GenRemoteError, RemoteGenBackend } from './gen/remote-backend.js';
+export type { RemoteGenOptions } from './gen/remote-options.js';
 export { renderGen, type GenTask } from './gen/template.js';
 export { GEN_CATEGORY_MAP, GEN_PROMPT_CATEGORIES, GEN_RESPONSE_CATEGORIES, type GenCategoryName } from './gen/categories.js';
 export { parseGenOutput, categoryGrammar, GenOutputError, type GenOutput } from './gen/output.js';
