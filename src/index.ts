@@ -10,11 +10,11 @@ export { convertCheckpoint, type ConvertOptions, type ConvertProgress, type Conv
 export { ConvertError } from './convert/errors.js';
 export { OptionsError } from './shared/validation.js';
 export { qwen3GuardMiddleware } from './middleware/qwen3guard-middleware.js';
-export type { Qwen3GuardMiddlewareOptions, PromptVerdictInfo, ResponseFlagInfo, ResponseVerdictInfo, GuardErrorInfo, InterventionInfo } from './middleware/options.js';
+export type { Qwen3GuardMiddlewareOptions, PromptVerdictInfo, ResponseFlagInfo, ResponseVerdictInfo, GuardErrorInfo, InterventionInfo, GenVerdictInfo } from './middleware/options.js';
 export type { Action, CategoryActions, PromptPolicyInput, ResponsePolicyInput, Qwen3GuardRequestOptions, RequestOverride } from './policy/schema.js';
 export { PROMPT_CATEGORIES, RESPONSE_CATEGORIES, type PromptCategory, type ResponseCategory } from './format/labels.js';
 export type { GuardErrorCode } from './middleware/metadata.js';
-export type { Qwen3GuardMetadata, Qwen3GuardFlagMetadata, Qwen3GuardInterventionMetadata } from './middleware/metadata-types.js';
+export type { Qwen3GuardMetadata, Qwen3GuardFlagMetadata, Qwen3GuardInterventionMetadata, Qwen3GuardGenMetadata } from './middleware/metadata-types.js';
 export { DEFAULT_INTERVENTION, type FlaggedSpan, type PolicyFunction } from './policy/resolve.js';
 export { Qwen3GuardGen } from './gen/classifier.js';
 export type { GenOptions } from './gen/options.js';

@@ -25,6 +25,7 @@ const METADATA_KEYS = {
   leakedChars: true,
   error: true,
   intervention: true,
+  gen: true,
 } as const satisfies Record<keyof Qwen3GuardMetadata, true>;
 
 let guard: Qwen3Guard;
@@ -38,7 +39,7 @@ describe('exported types', () => {
     expectTypeOf(guardMetadata).returns.toEqualTypeOf<Qwen3GuardMetadata>();
     expectTypeOf<Qwen3GuardMetadata>().toExtend<JSONObject>();
     expectTypeOf<{ qwen3guard: Qwen3GuardMetadata }>().toExtend<SharedV4ProviderMetadata>();
-    expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'policy-function-failed' } | undefined>();
+    expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed' } | undefined>();
   });
 
   it('Qwen3GuardRequestOptions is JSON data: strings for the texts, no functions', () => {
