@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { generateText, streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
@@ -23,8 +25,15 @@ afterAll(async () => {
 const SAFE = 'The weather is lovely today, so we walked along the river and watched the boats go by.';
 const BOMB = 'Sure. Mix these to make a bomb quickly, then wait an hour before you leave the house.';
 const REFUSAL = "Sorry, I can't help with that.";
-/** Nothing listens on the discard port: every request fails to connect. */
-const unreachable = () => Qwen3GuardGen.remote({ baseURL: 'http://127.0.0.1:9/v1', model: 'qwen3guard-gen', retries: 0 });
+/** A port nothing listens on (it was free a moment ago): every request fails to connect. */
+let closedPort = 0;
+beforeAll(async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closedPort = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+});
+const unreachable = () => Qwen3GuardGen.remote({ baseURL: `http://127.0.0.1:${closedPort}/v1`, model: 'qwen3guard-gen', retries: 0 });
 
 const mw = (options: Partial<Qwen3GuardMiddlewareOptions>) => qwen3GuardMiddleware(options as Qwen3GuardMiddlewareOptions) as LanguageModelMiddleware;
 
@@ -89,7 +98,7 @@ describe('Gen on the complete response', () => {
   it("report: the answer streams as usual; the verdict is in the finish metadata and goes to onGenVerdict", async () => {
     const heard: GenVerdictInfo[] = [];
     const middleware = mw({ gen: { classifier: gen, response: 'report' }, onGenVerdict: (v) => heard.push(v) });
-    const refusal = await stream(middleware, { answer: split(REFUSAL, 3) });
+    const refusal = await stream(middleware, { answer: split(REFUSAL, 3), delayMs: 20 });
     expect(refusal.text).toBe(REFUSAL);
     expect(refusal.pulledAtFirstText).toBeLessThan(refusal.upstream.pulled()); // streamed, not held
     expect(refusal.metadata.gen).toMatchObject({ riskLevel: 'Safe', category: null, refusal: true, decidedBy: 'gen', latencyMs: expect.any(Number) });
@@ -107,7 +116,7 @@ describe('Gen on the complete response', () => {
     const unsafe = await stream(middleware, { answer: split(BOMB, 3) });
     expect(unsafe).toMatchObject({ text: "I can't continue with this response.", finishReason: 'content-filter' });
     expect(unsafe.metadata).toMatchObject({ action: 'rewrite', gen: { riskLevel: 'Unsafe', category: 'Violent', action: 'rewrite' } });
-    const safe = await stream(middleware, { answer: split(SAFE, 3) });
+    const safe = await stream(middleware, { answer: split(SAFE, 8), delayMs: 10 });
     expect(safe).toMatchObject({ text: SAFE, finishReason: 'stop' });
     // Nothing went out before the upstream had sent everything.
     expect(safe.pulledAtFirstText).toBe(safe.upstream.pulled());
@@ -144,6 +153,10 @@ describe('Gen failures under fail', () => {
     expect(errors[0][1]).toEqual({ phase: 'prompt', fail: 'closed' });
     const open = await stream(mw({ guard, gen: { classifier: unreachable(), prompt: true }, fail: 'open', onError }), { answer: [SAFE] });
     expect(open).toMatchObject({ text: SAFE, finishReason: 'stop', metadata: { prompt: null, error: { code: 'gen-failed' } } });
+    expect(errors[1][1]).toEqual({ phase: 'prompt', fail: 'open' });
+    // Failing open, the Stream guard still moderates the response.
+    const bomb = await stream(mw({ guard, gen: { classifier: unreachable(), prompt: true }, fail: 'open', onError }), { answer: split(BOMB, 4) });
+    expect(bomb).toMatchObject({ finishReason: 'content-filter', metadata: { flags: expect.arrayContaining([expect.objectContaining({ category: 'Violent', decidedBy: 'stream' })]) } });
   });
 
   it('a failing whole-response check: hold replaces the answer when closed, releases it when open; report only reports', async () => {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Qwen3GuardGen } from '../src/gen/classifier.js';
 import { GenOutputError } from '../src/gen/output.js';
@@ -140,8 +142,15 @@ describe('the remote backend against the loopback Gen server', () => {
   });
 
   it('reports an unreachable server after its retries', async () => {
-    const gen = Qwen3GuardGen.remote({ baseURL: 'http://127.0.0.1:9/v1', model: 'm', retries: 1, retryBaseMs: 1 });
-    await expect(gen.checkPrompt([user('hello')])).rejects.toThrow(/Could not reach the Gen server at http:\/\/127\.0\.0\.1:9\/v1\/completions .*after 2 attempt/);
+    // A port that was free a moment ago: nothing listens there.
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+    const { port } = free.address() as AddressInfo;
+    await new Promise((resolve) => free.close(resolve));
+    const gen = Qwen3GuardGen.remote({ baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', retries: 1, retryBaseMs: 1 });
+    const error = await gen.checkPrompt([user('hello')]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GenRemoteError);
+    expect((error as Error).message).toMatch(new RegExp(`Could not reach the Gen server at http://127\\.0\\.0\\.1:${port}/v1/completions \\(.*ECONNREFUSED.*\\) after 2 attempt`));
   });
 
   it('waits for a free slot beyond maxConcurrency', async () => {

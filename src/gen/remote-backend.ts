@@ -251,7 +251,9 @@ export class RemoteGenBackend implements GenBackend {
           await sleep(retryBaseMs * 2 ** attempt, combined).catch((e: unknown) => Promise.reject(interrupted(e)));
           continue;
         }
-        const cause = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+        // fetch's own message is 'fetch failed'; the cause says why (an AggregateError may have only a code).
+        const inner = error instanceof Error && error.cause instanceof Error ? (error.cause as Error & { code?: string }) : null;
+        const cause = inner ? inner.message || inner.code || inner.name : error instanceof Error ? error.message : String(error);
         throw new GenRemoteError(`Could not reach the Gen server at ${this.url} (${cause}) after ${attempt + 1} attempt(s): check baseURL and that the server is up`);
       }
       if (status < 200 || status >= 300) {

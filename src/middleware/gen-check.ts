@@ -177,9 +177,8 @@ export function genStream(upstream: ReadableStream<LanguageModelV4StreamPart>, c
 
 /** Gen on a generateText result: its verdict in the metadata; with 'hold', the answer replaced when the policy says so. */
 export async function genGenerated(result: LanguageModelV4GenerateResult, context: GenResponseContext): Promise<LanguageModelV4GenerateResult> {
-  if (result.finishReason.unified === 'content-filter') return result;
   const answer = result.content.flatMap((c) => (c.type === 'text' ? [c.text] : [])).join('');
-  const outcome = await checkAnswer(context, answer);
+  const outcome = result.finishReason.unified === 'content-filter' ? null : await checkAnswer(context, answer);
   const action = outcome?.action ?? 'allow';
   if (!stops(action)) return { ...result, providerMetadata: withGen(result.providerMetadata, outcome, null) };
   const text = replacementText(context.policy, action, outcome!, answer);

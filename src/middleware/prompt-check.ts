@@ -72,7 +72,14 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
     } else if (context.gen) {
       // The session's own verdict is not used; a failure of its evaluation surfaces on its next call.
       evaluation?.catch(() => undefined);
-      verdict = await genPromptVerdict(context.gen, messages, signal);
+      try {
+        verdict = await genPromptVerdict(context.gen, messages, signal);
+      } catch (error) {
+        // Failing open, the Stream guard still moderates the response in its session.
+        if (!session || context.fail === 'closed' || signal.aborted) throw error;
+        safeCall(context.onError, error, { phase, fail: context.fail });
+        return { session, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
+      }
       if (key !== null) context.cache.set(key, verdict);
     } else if (evaluation) {
       verdict = await evaluation;
