@@ -4,7 +4,7 @@ import { z } from 'zod';
 export const remoteGenOptionsSchema = z
   .object({
     /** The OpenAI-compatible API root, e.g. 'http://gpu-box:8000/v1' (vLLM, SGLang) or 'http://host:8080/v1' (llama.cpp server). */
-    baseURL: z.string().url({ message: "baseURL must be an http(s) URL such as 'http://localhost:8000/v1'" }).refine((u) => /^https?:\/\//.test(u), {
+    baseURL: z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), {
       message: "baseURL must be an http(s) URL such as 'http://localhost:8000/v1'",
     }),
     /** The served model's name ('Qwen/Qwen3Guard-Gen-0.6B' for `vllm serve Qwen/Qwen3Guard-Gen-0.6B`). */
