@@ -62,7 +62,7 @@ describe('exported types', () => {
     expect(text.endsWith('Stopped here.')).toBe(true);
     expect(text).not.toContain('bomb');
     const metadata = (await result.providerMetadata)?.qwen3guard as Qwen3GuardMetadata;
-    const required = Object.keys(METADATA_KEYS).filter((k) => k !== 'error' && k !== 'intervention');
+    const required = Object.keys(METADATA_KEYS).filter((k) => k !== 'error' && k !== 'intervention' && k !== 'gen');
     expect(Object.keys(metadata).sort()).toEqual(required.sort());
     expect(metadata).toMatchObject({ action: 'rewrite', response: { riskLevel: 'Unsafe', category: 'Violent' } });
     expect(metadata.flags[0]).toMatchObject({ action: 'rewrite', part: 'answer', riskLevel: 'Unsafe', category: 'Violent' });
