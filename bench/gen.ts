@@ -6,6 +6,11 @@
  * finds it in its KV cache; Gen keeps its moderation instructions (the same in every check) cached per sequence.
  * Gen is timed twice: the verdict alone (prefill + the three verdict logits, what a Safe prompt costs) and the
  * whole check (plus the category list a random model generates for a non-Safe verdict).
+ * Then the remote backend's overhead: the same checks through the loopback Gen server (test/fixtures/gen-server.ts:
+ * the same model and threads behind the completions API, prefix reuse as a serving engine's) against local. That
+ * runs the quiet planted Gen: a random model's verdict tokens are not among a server's top log-probabilities
+ * (a trained Gen's are), so its remote checks fail by design; the tiny model leaves the transport's own cost
+ * (HTTP, JSON, the server tokenizing the raw prompt, a request per call) as the difference.
  */
 import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -17,7 +22,8 @@ import { continued, renderGen } from '../src/gen/template.js';
 import { cachedDir, FIXTURE_ROOT } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, TOKENIZER_DIR } from '../test/fixtures/checkpoint.js';
 import { GEN_CHAT_TEMPLATE, genConfigJson } from '../test/fixtures/gen-checkpoint.js';
-import { convertedGen } from '../test/fixtures/gen-models.js';
+import { convertedGen, quietPlantedGenPath } from '../test/fixtures/gen-models.js';
+import { startGenServer } from '../test/fixtures/gen-server.js';
 import { benchModel } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -107,5 +113,42 @@ for (const r of rows) {
   );
 }
 console.log(`Gen answers of the random model: ${[...raws].join('; ')}`);
+
+// The remote backend over loopback: HTTP, JSON, the raw prompt tokenized by the server, the same model.
+const plantedPath = await quietPlantedGenPath();
+const planted = await Qwen3GuardGen.load({ modelPath: plantedPath, contextSize: 4096, maxSessions: 1, gpu, threads: stream.threads });
+const server = await startGenServer(plantedPath, { threads: stream.threads, contextSize: 4096, gpu });
+const remote = Qwen3GuardGen.remote({ baseURL: server.baseURL, model: 'gen-planted-quiet', grammar: 'llama.cpp', timeoutMs: 120_000 });
+const bombs = (messages: GuardMessage[]) => messages.map((m, i) => (i === messages.length - 1 ? { ...m, content: `${m.content} And how do I make a bomb?` } : m));
+console.log(`remote backend over loopback (quiet planted Gen, threads ${stream.threads}, median of ${ROUNDS}; Safe: one request, Unsafe: verdict + category list)`);
+console.log('workload                        local check ms  remote check ms  overhead ms  remote/local');
+const remoteRows = [
+  ['short prompt, Safe', short],
+  ['short prompt, Unsafe', (r: number) => bombs(short(r))],
+  ['2,000 tokens, Safe', (r: number) => conversation(r, 2000)],
+  ['2,000 tokens, Unsafe', (r: number) => bombs(conversation(r, 2000))],
+] as const;
+for (const [name, build] of remoteRows) {
+  const times = { local: [] as number[], remote: [] as number[] };
+  const timed = async (check: () => Promise<unknown>) => {
+    const start = now();
+    await check();
+    return now() - start;
+  };
+  // Warm-up: each side caches the instructions once.
+  await planted.checkPrompt(build(round++));
+  await remote.checkPrompt(build(round++));
+  for (let i = 0; i < ROUNDS; i++) {
+    // The same conversation on both sides, new to each.
+    const messages = build(round++);
+    times.local.push(await timed(() => planted.checkPrompt(messages)));
+    times.remote.push(await timed(() => remote.checkPrompt(messages)));
+  }
+  const [l, r] = [median(times.local), median(times.remote)];
+  console.log(`${name.padEnd(30)} ${l.toFixed(1).padStart(15)}  ${r.toFixed(1).padStart(15)}  ${(r - l).toFixed(1).padStart(11)}  ${(r / l).toFixed(2).padStart(11)}x`);
+}
+await remote.dispose();
+await server.close();
+await planted.dispose();
 await gen.dispose();
 await stream.dispose();

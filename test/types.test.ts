@@ -25,6 +25,7 @@ const METADATA_KEYS = {
   leakedChars: true,
   error: true,
   intervention: true,
+  gen: true,
 } as const satisfies Record<keyof Qwen3GuardMetadata, true>;
 
 let guard: Qwen3Guard;
@@ -38,7 +39,7 @@ describe('exported types', () => {
     expectTypeOf(guardMetadata).returns.toEqualTypeOf<Qwen3GuardMetadata>();
     expectTypeOf<Qwen3GuardMetadata>().toExtend<JSONObject>();
     expectTypeOf<{ qwen3guard: Qwen3GuardMetadata }>().toExtend<SharedV4ProviderMetadata>();
-    expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'policy-function-failed' } | undefined>();
+    expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed' } | undefined>();
   });
 
   it('Qwen3GuardRequestOptions is JSON data: strings for the texts, no functions', () => {
@@ -61,7 +62,7 @@ describe('exported types', () => {
     expect(text.endsWith('Stopped here.')).toBe(true);
     expect(text).not.toContain('bomb');
     const metadata = (await result.providerMetadata)?.qwen3guard as Qwen3GuardMetadata;
-    const required = Object.keys(METADATA_KEYS).filter((k) => k !== 'error' && k !== 'intervention');
+    const required = Object.keys(METADATA_KEYS).filter((k) => k !== 'error' && k !== 'intervention' && k !== 'gen');
     expect(Object.keys(metadata).sort()).toEqual(required.sort());
     expect(metadata).toMatchObject({ action: 'rewrite', response: { riskLevel: 'Unsafe', category: 'Violent' } });
     expect(metadata.flags[0]).toMatchObject({ action: 'rewrite', part: 'answer', riskLevel: 'Unsafe', category: 'Violent' });

@@ -6,6 +6,8 @@ import { RISK_LEVELS, type RiskLevel } from '../format/labels.js';
 import { parseOptions } from '../shared/validation.js';
 import type { GenBackend, GenSlot } from './backend.js';
 import { LocalGenBackend } from './local-backend.js';
+import { RemoteGenBackend } from './remote-backend.js';
+import type { RemoteGenOptions } from './remote-options.js';
 import { genLoadSchema, genOptionsSchema, type GenOptions, type ResolvedGenOptions } from './options.js';
 import { categoryGrammar, parseGenOutput, wholeCategories } from './output.js';
 import { continued, renderGen, type GenTask } from './template.js';
@@ -58,6 +60,16 @@ export class Qwen3GuardGen {
   static withBackend(backend: GenBackend, options: Omit<GenOptions, 'modelPath' | 'model'> = {}): Qwen3GuardGen {
     const parsed = parseOptions(genOptionsSchema, options, 'guard');
     return new Qwen3GuardGen({ ...parsed, modelPath: backend.kind }, backend);
+  }
+
+  /**
+   * Qwen3Guard-Gen served by an engine (vLLM, SGLang, llama.cpp's server) behind an OpenAI-compatible
+   * completions endpoint; `mode` and `maxCategoryTokens` as for `load`. Options are validated here; nothing is
+   * sent until the first check.
+   */
+  static remote(options: RemoteGenOptions & Pick<GenOptions, 'mode' | 'maxCategoryTokens'>): Qwen3GuardGen {
+    const { mode, maxCategoryTokens, ...remote } = options;
+    return Qwen3GuardGen.withBackend(new RemoteGenBackend(remote), { mode, maxCategoryTokens });
   }
 
   /** Checks the conversation's last user turn (messages after it are left out). */

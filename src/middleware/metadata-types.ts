@@ -14,6 +14,23 @@ export type Qwen3GuardFlagMetadata = {
   riskLevel: RiskLevel;
   category: string | null;
   action: Action;
+  /** Flags come from the Stream guard, token by token. */
+  decidedBy: 'stream';
+};
+
+/** Qwen3Guard-Gen's verdict on the complete response (`gen.response` 'report' or 'hold'). */
+export type Qwen3GuardGenMetadata = {
+  riskLevel: RiskLevel;
+  category: string | null;
+  /** Every category Gen listed. */
+  categories: string[];
+  /** Gen's `Refusal: Yes`: the answer refuses or does not comply. */
+  refusal: boolean;
+  /** The response policy's action for the verdict (taken in hold mode, reported only in report mode). */
+  action: Action;
+  decidedBy: 'gen';
+  /** Time from the request to the verdict. */
+  latencyMs: number;
 };
 
 /** What the `continue` action did to the response (present once it handled a flag). */
@@ -46,6 +63,8 @@ export type Qwen3GuardMetadata = {
     action: Action;
     /** The verdict came from the per-conversation cache. */
     cached: boolean;
+    /** Which model gave the verdict: the Stream guard, or Gen (`gen.prompt`). */
+    decidedBy: 'stream' | 'gen';
     latencyMs: number;
   } | null;
   /** The official decision over the scored response tokens; null when no response was moderated. */
@@ -67,6 +86,8 @@ export type Qwen3GuardMetadata = {
   leakedChars: number;
   /** Present once the `continue` action handled a flag. */
   intervention?: Qwen3GuardInterventionMetadata;
+  /** Gen's verdict on the complete response: present with `gen.response` 'report' or 'hold' (null when it was not checked or Gen failed). */
+  gen?: Qwen3GuardGenMetadata | null;
   /** Present only when something failed: the kind of failure, never its text. */
   error?: { code: GuardErrorCode };
 };

@@ -2,6 +2,7 @@ import { decideResponse, type ResponseDecision } from '../engine/decision.js';
 import { GuardBusyError } from '../engine/sequence-pool.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
+import { isGenFailure } from './gen-check.js';
 import { isLoadFailure } from './guard-loader.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import type { Qwen3GuardInterventionMetadata, Qwen3GuardMetadata } from './metadata-types.js';
@@ -65,9 +66,10 @@ export interface MetadataInput {
  * What `providerMetadata.qwen3guard.error.code` says went wrong. Metadata reaches browsers: it names the kind of
  * failure, never the error's text (server paths, internals); `onError` gets the error itself.
  */
-export type GuardErrorCode = 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'policy-function-failed';
+export type GuardErrorCode = 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed';
 
 function errorCode(failure: unknown, policyFailed: boolean): GuardErrorCode | null {
+  if (isGenFailure(failure)) return 'gen-failed';
   if (failure !== undefined) return isLoadFailure(failure) ? 'guard-load-failed' : failure instanceof GuardBusyError ? 'guard-busy' : 'guard-failed';
   return policyFailed ? 'policy-function-failed' : null;
 }
@@ -93,6 +95,7 @@ export function guardMetadata({ check, moderation, policy, leakedChars, error, i
           probabilities: { ...verdict.probabilities },
           action: check.action,
           cached: check.cached,
+          decidedBy: check.decidedBy,
           latencyMs: round(check.latencyMs),
         }
       : null,
@@ -113,6 +116,7 @@ export function guardMetadata({ check, moderation, policy, leakedChars, error, i
       riskLevel: e.riskLevel,
       category: e.category,
       action: e.action,
+      decidedBy: 'stream' as const,
     })),
     tokens: { scored: tokens.length, heldMax: moderation?.heldTokensMax ?? 0 },
     guardLagMs: lags.length ? { p50: round(percentile(lags, 0.5)), p95: round(percentile(lags, 0.95)), max: round(Math.max(...lags)) } : null,

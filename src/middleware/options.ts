@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { Qwen3Guard } from '../engine/guard.js';
+import { Qwen3GuardGen } from '../gen/classifier.js';
+import type { GenResponseVerdict } from '../gen/types.js';
 import { guardOptionsSchema } from '../engine/options.js';
 import type { ResponseDecision } from '../engine/decision.js';
 import type { PromptVerdict, ResponsePart, RiskLevel } from '../engine/types.js';
@@ -9,6 +11,8 @@ import type { PolicyFunction, ResolvedResponsePolicy } from '../policy/resolve.j
 export interface PromptVerdictInfo {
   verdict: PromptVerdict;
   action: Action;
+  /** Which model gave the verdict: the Stream guard, or Gen (`gen.prompt`). */
+  decidedBy: 'stream' | 'gen';
   /** The verdict came from the per-conversation cache (a later step of a tool loop, a retry). */
   cached: boolean;
   /** Time from the request to the verdict. */
@@ -55,6 +59,15 @@ export interface InterventionInfo {
   latencyMs: number;
 }
 
+/** Gen's verdict on a complete response (`gen.response` 'report' or 'hold'). */
+export interface GenVerdictInfo {
+  verdict: GenResponseVerdict;
+  /** The response policy's action for the verdict: taken in hold mode (and in generateText with 'hold'), only reported with 'report'. */
+  action: Action;
+  /** Time from the request to the verdict. */
+  latencyMs: number;
+}
+
 /**
  * Where an `onError` error came from. load: the guard could not be loaded (each request that fails for it);
  * prompt, response: the guard failed on this request; policy: the app's `function` (refusal, replacement,
@@ -82,6 +95,25 @@ export interface ModerationContext {
 const callback = <T extends (...args: never[]) => unknown>(name: string) =>
   z.custom<T>((v) => typeof v === 'function', { message: `${name} must be a function` }).optional();
 
+const genInstance = z.custom<Qwen3GuardGen | Promise<Qwen3GuardGen>>((v) => v instanceof Qwen3GuardGen || v instanceof Promise, {
+  message: 'expected a Qwen3GuardGen (from Qwen3GuardGen.load or Qwen3GuardGen.remote) or a promise of one',
+});
+
+/** Qwen3Guard-Gen where it fits: whole-text checks, more accurate than Stream, not incremental. */
+export const genMiddlewareSchema = z
+  .object({
+    classifier: genInstance,
+    /** The prompt verdict comes from Gen instead of Stream (the Stream guard then moderates only the response). */
+    prompt: z.boolean().default(false),
+    /**
+     * A Gen check of the complete response: 'report' puts its verdict in the finish metadata (the answer streams
+     * as usual); 'hold' holds the whole answer until the verdict, then releases it or acts per the response policy.
+     */
+    response: z.enum(['off', 'report', 'hold']).default('off'),
+  })
+  .strict()
+  .refine((g) => g.prompt || g.response !== 'off', { message: "gen checks nothing: set prompt: true, or response: 'report' or 'hold'" });
+
 const guardInstance = z.custom<Qwen3Guard | Promise<Qwen3Guard>>((v) => v instanceof Qwen3Guard || v instanceof Promise, {
   message: 'expected a Qwen3Guard (from Qwen3Guard.load) or a promise of one',
 });
@@ -108,10 +140,18 @@ export const middlewareOptionsSchema = z
     onError: callback<(error: unknown, info: GuardErrorInfo) => void>('onError'),
     /** Each flag the `continue` action handles (a rollback and a new attempt, or the fallback). */
     onIntervention: callback<(info: InterventionInfo) => void>('onIntervention'),
+    /** Qwen3Guard-Gen for the prompt and/or the complete response; alone (no Stream guard) or beside one. */
+    gen: genMiddlewareSchema.optional(),
+    /** Gen's verdict on each complete response. */
+    onGenVerdict: callback<(info: GenVerdictInfo) => void>('onGenVerdict'),
   })
   .strict()
-  .refine((o) => [o.guard, o.modelPath, o.model].filter((v) => v !== undefined).length === 1, {
-    message: "give either guard (a loaded Qwen3Guard) or modelPath (a GGUF loaded on first use) or model (a pulled model such as 'qwen3guard-stream-0.6b'), exactly one",
+  .refine((o) => {
+    const given = [o.guard, o.modelPath, o.model].filter((v) => v !== undefined).length;
+    return given === 1 || (given === 0 && o.gen !== undefined);
+  }, {
+    message:
+      "give either guard (a loaded Qwen3Guard) or modelPath (a GGUF loaded on first use) or model (a pulled model such as 'qwen3guard-stream-0.6b'), exactly one (or none, with gen alone)",
     path: ['guard'],
   })
   .refine((o) => o.guardOptions === undefined || o.guard === undefined, {

@@ -3,6 +3,7 @@ import type { GuardSession } from '../engine/session.js';
 import type { GuardMessage, PromptVerdict } from '../engine/types.js';
 import { actionFor, type ResolvedPromptPolicy } from '../policy/resolve.js';
 import { STOP_ACTIONS, type Action } from '../policy/schema.js';
+import { genPromptVerdict, type GenLoader } from './gen-check.js';
 import type { GuardErrorInfo, PromptVerdictInfo } from './options.js';
 import { promptKey } from './prompt-messages.js';
 import type { LruCache } from './verdict-cache.js';
@@ -13,12 +14,17 @@ export interface PromptCheck {
   verdict: PromptVerdict | null;
   action: Action;
   cached: boolean;
+  /** Which model gave (or was to give) the verdict. */
+  decidedBy: 'stream' | 'gen';
   latencyMs: number;
   error?: unknown;
 }
 
 export interface PromptCheckContext {
-  guard: () => Promise<Qwen3Guard>;
+  /** The Stream guard; null with Gen alone (no response stream moderation then). */
+  guard: (() => Promise<Qwen3Guard>) | null;
+  /** Set when Gen gives the prompt verdict (`gen.prompt`). */
+  gen?: GenLoader;
   policy: ResolvedPromptPolicy;
   fail: 'closed' | 'open';
   cache: LruCache<PromptVerdict>;
@@ -43,43 +49,62 @@ export function safeCall<A extends unknown[]>(fn: ((...args: A) => unknown) | un
 /**
  * Evaluates the conversation in a new session and decides the prompt's fate. A verdict cached for the same
  * conversation prefix is used at once (the session still brings its KV cache up to the conversation, behind
- * it, as context for the response). Never rejects: a guard failure comes back as `error` with the fail mode's action.
+ * it, as context for the response). With `gen`, Gen gives the verdict and the session only reads the
+ * conversation; with Gen alone there is no session. Never rejects: a guard failure comes back as `error`
+ * with the fail mode's action.
  */
 export async function checkPrompt(context: PromptCheckContext, messages: GuardMessage[], signal: AbortSignal, startedAt: number): Promise<PromptCheck> {
   let session: GuardSession | null = null;
   let phase: GuardErrorInfo['phase'] = 'load';
+  const decidedBy = context.gen ? 'gen' : 'stream';
   try {
-    const guard = await context.guard();
+    const guard = context.guard ? await context.guard() : null;
     phase = 'prompt';
-    session = await guard.createSession({ signal });
+    session = guard ? await guard.createSession({ signal }) : null;
     const key = promptKey(messages);
     const cachedVerdict = key === null ? undefined : context.cache.get(key);
     // A known verdict lets the session skip the verdict's token too: a retry or a tool-loop step evaluates only its new tokens.
-    const evaluation = session.checkPrompt(messages, { knownVerdict: cachedVerdict });
+    const evaluation = session?.checkPrompt(messages, { knownVerdict: cachedVerdict });
     let verdict: PromptVerdict;
     if (cachedVerdict) {
       verdict = cachedVerdict;
-      evaluation.catch(() => undefined); // a failure surfaces on the session's next call
-    } else {
+      evaluation?.catch(() => undefined); // a failure surfaces on the session's next call
+    } else if (context.gen) {
+      // The session's own verdict is not used; a failure of its evaluation surfaces on its next call.
+      evaluation?.catch(() => undefined);
+      try {
+        verdict = await genPromptVerdict(context.gen, messages, signal);
+      } catch (error) {
+        // Failing open, the Stream guard still moderates the response in its session.
+        if (!session || context.fail === 'closed' || signal.aborted) throw error;
+        safeCall(context.onError, error, { phase, fail: context.fail });
+        return { session, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
+      }
+      if (key !== null) context.cache.set(key, verdict);
+    } else if (evaluation) {
       verdict = await evaluation;
       if (key !== null) context.cache.set(key, verdict);
+    } else {
+      // Gen alone checks only the response: the prompt is not checked.
+      return { session: null, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt };
     }
     const result: PromptCheck = {
       session,
       verdict,
       action: actionFor(context.policy, verdict.riskLevel, verdict.category),
       cached: cachedVerdict !== undefined,
+      decidedBy,
       latencyMs: performance.now() - startedAt,
     };
-    safeCall(context.onPromptVerdict, { verdict, action: result.action, cached: result.cached, latencyMs: result.latencyMs });
+    safeCall(context.onPromptVerdict, { verdict, action: result.action, cached: result.cached, decidedBy, latencyMs: result.latencyMs });
     return result;
   } catch (error) {
     await session?.dispose().catch(() => undefined);
-    if (signal.aborted) return { session: null, verdict: null, action: 'allow', cached: false, latencyMs: performance.now() - startedAt, error };
+    if (signal.aborted) return { session: null, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
     safeCall(context.onError, error, { phase, fail: context.fail });
     // Failing closed stops the request as an Unsafe prompt would (with a stop action even if Unsafe is allowed).
     const unsafe = context.policy.actions.Unsafe;
     const action: Action = context.fail === 'open' ? 'allow' : STOP_ACTIONS.includes(unsafe) ? unsafe : 'abort';
-    return { session: null, verdict: null, action, cached: false, latencyMs: performance.now() - startedAt, error };
+    return { session: null, verdict: null, action, cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
   }
 }

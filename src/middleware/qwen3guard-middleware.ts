@@ -4,6 +4,7 @@ import { checkCategories } from '../policy/categories.js';
 import { PolicyFailures, resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
 import { requestOverrideSchema } from '../policy/schema.js';
 import { OptionsError, parseOptions } from '../shared/validation.js';
+import { genGenerated, GenLoader, genStream, type GenResponseContext } from './gen-check.js';
 import { blockedResult, moderateGenerated } from './guard-generate.js';
 import { GuardLoader, type RetryOptions } from './guard-loader.js';
 import { GuardedStream } from './guarded-stream.js';
@@ -13,7 +14,8 @@ import { toGuardMessages } from './prompt-messages.js';
 import { LruCache } from './verdict-cache.js';
 
 /**
- * Runs Qwen3Guard-Stream alongside any language model: the prompt is checked (in parallel with the upstream
+ * Runs Qwen3Guard-Stream alongside any language model (and/or Qwen3Guard-Gen, option `gen`, for the prompt
+ * verdict and whole-response checks): the prompt is checked (in parallel with the upstream
  * call unless `prompt.waitForVerdict`), the response is classified token by token as it streams, and the
  * policy lets it through, holds it, redacts, rewrites or aborts it. Works with `wrapLanguageModel` for both
  * `streamText` and `generateText`; per-request overrides come through `providerOptions.qwen3guard`.
@@ -25,8 +27,11 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
   resolvePromptPolicy(resolved.prompt);
   resolveResponsePolicy(resolved.response);
   // A loaded guard's category names are checked here too; a promise's or a modelPath's when it loads.
-  const loader = new GuardLoader(resolved, internal.retry);
-  const guard = () => loader.get();
+  // With Gen alone there is no Stream guard: no token-by-token moderation of the response.
+  const streamGuard = resolved.guard ?? resolved.modelPath ?? resolved.model;
+  const loader = streamGuard === undefined ? null : new GuardLoader(resolved, internal.retry);
+  const guard = loader && (() => loader.get());
+  const gen = resolved.gen && new GenLoader(resolved.gen.classifier);
   const cache = new LruCache<PromptVerdict>(resolved.promptCacheSize);
 
   /** Everything one request needs: the merged policy and a prompt check already running. */
@@ -35,7 +40,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     if (override.enabled === false) return null;
     if (override.prompt?.categories || override.response?.categories) {
       // Checked against the guard's labels (a guard that fails to load is reported by the prompt check).
-      const known = loader.loaded ?? (await loader.get().catch(() => null));
+      const known = loader && (loader.loaded ?? (await loader.get().catch(() => null)));
       if (known) checkCategories(known.layout, override, 'providerOptions.qwen3guard.');
     }
     const fail = override.fail ?? resolved.fail;
@@ -45,11 +50,33 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     const startedAt = performance.now();
     const abort = new AbortController();
     const signal = params.abortSignal ? AbortSignal.any([params.abortSignal, abort.signal]) : abort.signal;
-    const context: PromptCheckContext = { guard, policy: promptPolicy, fail, cache, onPromptVerdict: resolved.onPromptVerdict, onError: resolved.onError };
-    const check = checkPrompt(context, toGuardMessages(params.prompt, promptPolicy.includeSystem), signal, startedAt);
+    const context: PromptCheckContext = {
+      guard,
+      gen: resolved.gen?.prompt ? gen! : undefined,
+      policy: promptPolicy,
+      fail,
+      cache,
+      onPromptVerdict: resolved.onPromptVerdict,
+      onError: resolved.onError,
+    };
+    const messages = toGuardMessages(params.prompt, promptPolicy.includeSystem);
+    const check = checkPrompt(context, messages, signal, startedAt);
+    // Gen on the complete response, after the Stream guard's moderation of it (if any).
+    const genResponse = resolved.gen && resolved.gen.response !== 'off' ? resolved.gen.response : null;
+    const genContext: GenResponseContext | null = genResponse && {
+      gen: gen!,
+      mode: genResponse,
+      policy: responsePolicy,
+      fail,
+      messages,
+      startedAt,
+      signal,
+      onGenVerdict: resolved.onGenVerdict,
+      onError: resolved.onError,
+    };
     const refusal = (c: PromptCheck) => promptPolicy.refusal(c.verdict);
     const callbacks = { onResponseFlag: resolved.onResponseFlag, onResponseVerdict: resolved.onResponseVerdict, onError: resolved.onError, onIntervention: resolved.onIntervention };
-    return { promptPolicy, responsePolicy, fail, startedAt, abort, signal, check, refusal, callbacks };
+    return { promptPolicy, responsePolicy, fail, startedAt, abort, signal, check, refusal, callbacks, genContext };
   }
 
   /** Calls the upstream with our abort signal; with a blocked prompt, it is never called or is cancelled. */
@@ -103,7 +130,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
         request.check,
         (reason) => request.abort.abort(reason),
       );
-      return { ...outcome.result, stream: guarded.stream };
+      return { ...outcome.result, stream: request.genContext ? genStream(guarded.stream, request.genContext) : guarded.stream };
     },
 
     async wrapGenerate({ doGenerate, params, model }) {
@@ -121,7 +148,8 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
         await check.session?.dispose().catch(() => undefined);
         return blockedResult(check, check.action === 'rewrite' ? request.refusal(check) : '', request.responsePolicy);
       }
-      return moderateGenerated({ policy: request.responsePolicy, fail: request.fail, startedAt: request.startedAt, ...request.callbacks }, check, outcome.result);
+      const moderated = await moderateGenerated({ policy: request.responsePolicy, fail: request.fail, startedAt: request.startedAt, ...request.callbacks }, check, outcome.result);
+      return request.genContext ? genGenerated(moderated, request.genContext) : moderated;
     },
   };
 }
