@@ -1,33 +1,15 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertedModel, plantedCheckpoint, REPO_ROOT, tinyRandomCheckpoint } from './fixtures/cache.js';
+import { convertedModel, plantedCheckpoint, tinyRandomCheckpoint } from './fixtures/cache.js';
+import { runCli, type CliResult } from './fixtures/cli-process.js';
 import { TEST_THREADS } from './fixtures/guards.js';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `qwen3guard` from source (through tsx) as a child process, without colour unless `env` asks for it. */
+/** Runs `qwen3guard` from source, without colour unless `env` asks for it. */
 function cli(args: string[], env: Record<string, string | undefined> = { NO_COLOR: '1' }): Promise<CliResult> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete childEnv.FORCE_COLOR;
-  delete childEnv.NO_COLOR;
-  for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, env);
 }
 
 let scratch: string;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,31 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qwen3GuardGen } from '../src/gen/classifier.js';
 import { detectVariantOfFile } from '../src/gen/variant-file.js';
 import { parseModelName, parseModelSource } from '../src/download/models.js';
-import { REPO_ROOT } from './fixtures/cache.js';
 import { convertedGen, genPlantedCheckpoint } from './fixtures/gen-models.js';
+import { ISOLATED_ENV, runCli, type CliResult } from './fixtures/cli-process.js';
 import { TEST_THREADS } from './fixtures/guards.js';
 import { HUB_COMMIT, HubServer } from './fixtures/hub-server.js';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `qwen3guard` from source (through tsx), without colour, with `env` on top of a clean environment. */
+/** Runs `qwen3guard` from source, isolated from the user's colour, hub and cache settings, with `env` on top. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  for (const key of ['FORCE_COLOR', 'HF_TOKEN', 'HF_ENDPOINT', 'XDG_CACHE_HOME']) delete childEnv[key];
-  Object.assign(childEnv, env);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, { ...ISOLATED_ENV, ...env });
 }
 
 let scratch: string;

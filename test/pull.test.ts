@@ -9,6 +9,7 @@ import { Qwen3Guard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { plantedCheckpoint, REPO_ROOT } from './fixtures/cache.js';
 import { randomTensors, TINY, writeCheckpoint } from './fixtures/checkpoint.js';
+import { ISOLATED_ENV, startCli, type CliResult } from './fixtures/cli-process.js';
 import { TEST_THREADS } from './fixtures/guards.js';
 import { HUB_COMMIT, HubServer, type HubServerOptions } from './fixtures/hub-server.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';
@@ -17,27 +18,9 @@ const REPO = 'Qwen/Qwen3Guard-Stream-0.6B';
 const TOKEN = 'hf_test_token';
 const PARTIAL = `.partial/qwen3guard-stream-0.6b@${HUB_COMMIT}`;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts `qwen3guard` from source (through tsx) against `hub`, with HF_TOKEN only when given. */
+/** Starts `qwen3guard` from source against `hub`, with HF_TOKEN only when given. */
 function start(args: string[], env: Record<string, string | undefined>): ChildProcess & { result: Promise<CliResult> } {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  for (const key of ['HF_TOKEN', 'HF_ENDPOINT', 'XDG_CACHE_HOME', 'FORCE_COLOR']) delete childEnv[key];
-  for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const result = new Promise<CliResult>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return Object.assign(child, { result });
+  return startCli(args, { ...ISOLATED_ENV, ...env });
 }
 
 let checkpoint: string;
