@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { Token } from 'node-llama-cpp';
 import { Qwen3Guard } from '../src/engine/guard.js';
-import { benchModel } from './fixture.js';
+import { BENCH_PROMPT, BENCH_TEXT, benchModel, classifyRate } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -24,10 +24,7 @@ const threads = guard.threads;
 const plain = await guard.model.createContext({ contextSize: 4096, threads, batchSize: guard.context.batchSize });
 const plainSequence = plain.getSequence();
 
-// Ordinary English-like token ids from the vocabulary (ids do not change the cost).
-const text = 'The quick brown fox jumps over the lazy dog while the committee reviews the annual budget report. ';
-const tokens = guard.tokenizeText(text.repeat(200));
-const prompt = [{ role: 'user' as const, content: 'Please summarize the following report for me.' }];
+const tokens = guard.tokenizeText(BENCH_TEXT.repeat(200));
 
 async function prefill(n: number): Promise<number> {
   await plainSequence.clearHistory();
@@ -36,25 +33,11 @@ async function prefill(n: number): Promise<number> {
   return n / ((now() - start) / 1000);
 }
 
-/** Tokens per second of the engine scoring `n` response tokens appended `chunk` at a time. */
-async function classify(n: number, chunk: number): Promise<number> {
-  const session = await guard.createSession();
-  try {
-    await session.checkPrompt(prompt);
-    await session.appendTokens('answer', tokens.slice(0, 1)); // opens the answer: scaffold not timed
-    const start = now();
-    for (let i = 0; i < n; i += chunk) await session.appendTokens('answer', tokens.slice(1 + i, 1 + i + chunk));
-    return n / ((now() - start) / 1000);
-  } finally {
-    await session.dispose();
-  }
-}
-
 /** Milliseconds per token of `chunk`-token appends once the session holds `context` tokens. */
 async function perTokenAt(context: number, chunk: number, chunks: number, on = guard): Promise<number> {
   const session = await on.createSession();
   try {
-    await session.checkPrompt(prompt);
+    await session.checkPrompt(BENCH_PROMPT);
     const fill = context - session.tokenIds.length;
     if (fill > 0) await session.appendTokens('answer', tokens.slice(0, fill));
     const times: number[] = [];
@@ -71,12 +54,12 @@ async function perTokenAt(context: number, chunk: number, chunks: number, on = g
 
 const results: Record<string, number[]> = { prefill: [], chunk1: [], chunk16: [], chunk64: [], ctx64: [], ctx2048: [], ctx64c1: [], ctx2048c1: [], ctx64q8: [], ctx2048q8: [] };
 await prefill(64); // warm-up
-await classify(16, 16);
+await classifyRate(guard, tokens, 16, 16);
 for (let round = 0; round < ROUNDS; round++) {
   results.prefill.push(await prefill(512));
-  results.chunk1.push(await classify(24, 1));
-  results.chunk16.push(await classify(256, 16));
-  results.chunk64.push(await classify(256, 64));
+  results.chunk1.push(await classifyRate(guard, tokens, 24, 1));
+  results.chunk16.push(await classifyRate(guard, tokens, 256, 16));
+  results.chunk64.push(await classifyRate(guard, tokens, 256, 64));
   results.ctx64.push(await perTokenAt(64, 16, 6));
   results.ctx2048.push(await perTokenAt(2048, 16, 6));
   results.ctx64c1.push(await perTokenAt(64, 1, 8));

@@ -40,3 +40,21 @@ export const FLAG_ONLY_POLICY = {
   response: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
   prompt: { actions: { Unsafe: 'flag', Controversial: 'flag' } },
 } as const;
+
+/** Ordinary English-like text: its token ids stand for any (ids do not change the cost). */
+export const BENCH_TEXT = 'The quick brown fox jumps over the lazy dog while the committee reviews the annual budget report. ';
+export const BENCH_PROMPT = [{ role: 'user' as const, content: 'Please summarize the following report for me.' }];
+
+/** Tokens per second of the engine scoring `n` response tokens of `tokens` appended `chunk` at a time. */
+export async function classifyRate(guard: Qwen3Guard, tokens: readonly number[], n: number, chunk: number): Promise<number> {
+  const session = await guard.createSession();
+  try {
+    await session.checkPrompt(BENCH_PROMPT);
+    await session.appendTokens('answer', tokens.slice(0, 1)); // opens the answer: scaffold not timed
+    const start = performance.now();
+    for (let i = 0; i < n; i += chunk) await session.appendTokens('answer', tokens.slice(1 + i, 1 + i + chunk));
+    return n / ((performance.now() - start) / 1000);
+  } finally {
+    await session.dispose();
+  }
+}

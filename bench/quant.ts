@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
 import { Qwen3Guard } from '../src/engine/guard.js';
-import { benchModel } from './fixture.js';
+import { BENCH_TEXT, benchModel, classifyRate } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TYPES = ['q8_0', 'q4_0'] as const;
@@ -34,10 +34,7 @@ for (const type of TYPES) {
   subjects[type] = { path, guard, plain, sequence: plain.getSequence() };
 }
 
-// Ordinary English-like token ids from the vocabulary (ids do not change the cost).
-const text = 'The quick brown fox jumps over the lazy dog while the committee reviews the annual budget report. ';
-const tokens = subjects.q8_0.guard.tokenizeText(text.repeat(100));
-const prompt = [{ role: 'user' as const, content: 'Please summarize the following report for me.' }];
+const tokens = subjects.q8_0.guard.tokenizeText(BENCH_TEXT.repeat(100));
 
 /** Tokens per second of plain one-token decodes (no outputs) after a 64-token prefill. */
 async function decode(s: Subject, n: number): Promise<number> {
@@ -48,31 +45,17 @@ async function decode(s: Subject, n: number): Promise<number> {
   return n / ((now() - start) / 1000);
 }
 
-/** Tokens per second of the engine scoring `n` response tokens appended `chunk` at a time. */
-async function classify(s: Subject, n: number, chunk: number): Promise<number> {
-  const session = await s.guard.createSession();
-  try {
-    await session.checkPrompt(prompt);
-    await session.appendTokens('answer', tokens.slice(0, 1)); // opens the answer: scaffold not timed
-    const start = now();
-    for (let i = 0; i < n; i += chunk) await session.appendTokens('answer', tokens.slice(1 + i, 1 + i + chunk));
-    return n / ((now() - start) / 1000);
-  } finally {
-    await session.dispose();
-  }
-}
-
 const WORKLOADS: Array<[string, (s: Subject) => Promise<number>]> = [
   ['plain node-llama-cpp decode, one token per call', (s) => decode(s, 32)],
-  ['engine classification, one token per call', (s) => classify(s, 24, 1)],
-  ['engine classification, chunk 16', (s) => classify(s, 256, 16)],
-  ['engine classification, chunk 64', (s) => classify(s, 256, 64)],
+  ['engine classification, one token per call', (s) => classifyRate(s.guard, tokens, 24, 1)],
+  ['engine classification, chunk 16', (s) => classifyRate(s.guard, tokens, 256, 16)],
+  ['engine classification, chunk 64', (s) => classifyRate(s.guard, tokens, 256, 64)],
 ];
 const results = Object.fromEntries(TYPES.map((t) => [t, WORKLOADS.map(() => [] as number[])])) as Record<Type, number[][]>;
 
 for (const type of TYPES) {
   await decode(subjects[type], 8); // warm-up
-  await classify(subjects[type], 16, 16);
+  await classifyRate(subjects[type].guard, tokens, 16, 16);
 }
 for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 === 0 ? TYPES : [...TYPES].reverse();

@@ -17,7 +17,7 @@ import { cpus } from 'node:os';
 import type { ControlledEvaluateInputItem, Token } from 'node-llama-cpp';
 import { Qwen3Guard } from '../src/engine/guard.js';
 import { pairIds } from '../src/engine/heads.js';
-import { benchModel } from './fixture.js';
+import { BENCH_TEXT, benchModel, classifyRate } from './fixture.js';
 
 type ItemOptions = Extract<ControlledEvaluateInputItem, unknown[]>[1];
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -32,9 +32,7 @@ const guard = await Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions:
 const threads = guard.threads;
 const plain = await guard.model.createContext({ contextSize: 4096, threads, batchSize: guard.context.batchSize });
 const sequence = plain.getSequence();
-const text = 'The quick brown fox jumps over the lazy dog while the committee reviews the annual budget report. ';
-const tokens = guard.tokenizeText(text.repeat(100)).slice(0, TOKENS) as Token[];
-const prompt = [{ role: 'user' as const, content: 'Please summarize the following report for me.' }];
+const tokens = guard.tokenizeText(BENCH_TEXT.repeat(100)).slice(0, TOKENS + 1) as Token[];
 
 // The engine's own top-k item: the same filter and sampling options its folded readout uses.
 const { response, query } = guard.layout;
@@ -56,18 +54,8 @@ const workloads: Record<string, (chunk: number) => Promise<number>> = {
   'one output': (c) => timed(c, (ids) => sequence.controlledEvaluate(ids.map((id, k) => (k === ids.length - 1 ? [id, greedy] : id)))),
   'greedy outputs': (c) => timed(c, (ids) => sequence.controlledEvaluate(ids.map((id) => [id, greedy]))),
   'top-k route': (c) => timed(c, (ids) => sequence.controlledEvaluate(ids.map((id) => [id, topKItem]))),
-  engine: async (c) => {
-    const session = await guard.createSession();
-    try {
-      await session.checkPrompt(prompt);
-      await session.appendTokens('answer', tokens.slice(0, 1)); // opens the answer: scaffold not timed
-      const start = now();
-      for (let i = 0; i < TOKENS; i += c) await session.appendTokens('answer', tokens.slice(i, i + c));
-      return TOKENS / ((now() - start) / 1000);
-    } finally {
-      await session.dispose();
-    }
-  },
+  engine: (c) => classifyRate(guard, tokens, TOKENS, c),
+
 };
 
 const results: Record<string, number[]> = {};
