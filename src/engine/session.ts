@@ -20,6 +20,8 @@ interface Item {
 }
 
 type Phase = 'new' | 'prompted' | ResponsePart | 'ended' | 'disposed';
+/** Phases in which text of a part may come: reasoning only before the answer. */
+const PART_PHASES: Record<ResponsePart, Phase[]> = { reasoning: ['prompted', 'reasoning'], answer: ['prompted', 'reasoning', 'answer'] };
 
 /**
  * How a scored token's head values are read from its logits.
@@ -199,7 +201,7 @@ export class GuardSession {
     return this.serial(async () => {
       validatePart(part, 'speculate');
       validateText(text, 'speculate');
-      this.expectPhase(part === 'reasoning' ? ['prompted', 'reasoning'] : ['prompted', 'reasoning', 'answer'], 'speculate');
+      this.expectPhase(PART_PHASES[part], 'speculate');
       if (part === 'reasoning' && this.parts.reasoning.closed) return;
       await this.speculateItems([...this.openingItems(part), ...this.textItems(part, text, false).items]);
     });
@@ -311,12 +313,10 @@ export class GuardSession {
       if (keepScored > this.scoredCount || keepFed > this.fed.length || keepFed < this.responseFed) {
         throw new Error(`rollbackTo: token ${last?.index} is not a scored token of this response`);
       }
-      const sequence = this.sequence;
-      // The cells hold the last fed tokens (a context shift only erased older ones).
-      const start = sequence.nextTokenIndex - (this.fed.length - keepFed);
-      if (start < this.responseStart) throw new Error('rollbackTo: a context shift already erased text that would remain');
-      if (start < sequence.nextTokenIndex) await sequence.eraseContextTokenRanges([{ start, end: sequence.nextTokenIndex }]);
-      this.fed.length = keepFed;
+      // The cells hold the last fed tokens (a context shift only erased older ones), speculated ones included.
+      const erase = this.fed.length - keepFed;
+      if (this.sequence.nextTokenIndex - erase < this.responseStart) throw new Error('rollbackTo: a context shift already erased text that would remain');
+      await this.eraseLast(erase);
       this.tentative = []; // speculated cells came after the kept ones: erased with them
       this.scoredCount = keepScored;
       // Part state as right after `last`: its part open, with its text consumed up to the token's end.
@@ -373,7 +373,7 @@ export class GuardSession {
   /** Scaffold that must precede tokens of `part`, moving the phase forward. */
   private openPart(part: ResponsePart): Item[] {
     const what = part === 'reasoning' ? 'appending reasoning' : 'appending the answer';
-    this.expectPhase(part === 'reasoning' ? ['prompted', 'reasoning'] : ['prompted', 'reasoning', 'answer'], what);
+    this.expectPhase(PART_PHASES[part], what);
     if (part === 'reasoning' && this.parts.reasoning.closed) throw new Error(`${what}: the reasoning was already ended with final: true`);
     const items = this.openingItems(part);
     if (part === 'answer') this.parts.reasoning.closed = true;
@@ -488,15 +488,22 @@ export class GuardSession {
   private async dropTentative(keep: number): Promise<void> {
     const drop = this.tentative.length - keep;
     if (drop <= 0) return;
+    await this.eraseLast(drop);
+    this.tentative.length = keep;
+    this.guard.stats.discardedTokens += drop;
+  }
+
+  /** Erases the last `count` cells and their `fed` tokens (cheap: never from index 0). */
+  private async eraseLast(count: number): Promise<void> {
+    if (count <= 0) return;
     const sequence = this.sequence;
     const end = sequence.nextTokenIndex;
     this.broken = true; // until the cells are known to match `fed` again
-    await this.pool.foreground(() => sequence.eraseContextTokenRanges([{ start: end - drop, end }]));
+    await this.pool.foreground(() => sequence.eraseContextTokenRanges([{ start: end - count, end }]));
     this.broken = false;
-    this.tentative.length = keep;
-    this.fed.length -= drop;
-    this.guard.stats.discardedTokens += drop;
+    this.fed.length -= count;
   }
+
 
   /** One controlledEvaluate: one decode per batch; a full context drops the oldest tokens after the first. */
   private async evaluate(items: ControlledEvaluateInputItem[]) {
