@@ -49,6 +49,7 @@ async function perTokenAt(context: number, chunk: number, chunks: number, on = g
     return median(times);
   } finally {
     await session.dispose();
+    await on.pool.settled(); // the answer's background re-render must not run into the next workload
   }
 }
 

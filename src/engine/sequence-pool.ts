@@ -205,7 +205,13 @@ export class SequencePool {
 
   /** Resolves when no background work runs. */
   async settled(): Promise<void> {
-    for (const entry of this.idle) await entry.background?.done;
+    // Background timers are unref'd (they must not keep a finished process alive), but whoever awaits this does.
+    const keepAlive = setInterval(() => {}, 1_000);
+    try {
+      for (const entry of this.idle) await entry.background?.done;
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   /** Stops background work and fails waiting sessions (the guard is being disposed). */
