@@ -5,6 +5,7 @@ import { parseOptions } from '../shared/validation.js';
 import { GuardModelError, readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
 import { guardLoadSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
+import { computeLane } from './compute-lane.js';
 import { SequencePool } from './sequence-pool.js';
 import { GuardSession } from './session.js';
 import { SPECIAL_MARKERS, type Piece } from './template.js';
@@ -71,7 +72,7 @@ export class Qwen3Guard {
     readonly layout: GuardLayout,
     readonly threads: number,
   ) {
-    this.pool = new SequencePool(context, options.maxSessions, options.reuseKv, options.maxWaiting);
+    this.pool = new SequencePool(context, options.maxSessions, options.reuseKv, options.maxWaiting, computeLane(model.llama));
     for (const marker of SPECIAL_MARKERS) {
       const ids = model.tokenize(marker, true);
       if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);

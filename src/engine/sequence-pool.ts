@@ -1,4 +1,5 @@
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
+import { inLane, type ComputeLane } from './compute-lane.js';
 
 /** A session was refused because `maxWaiting` sessions already wait for a free sequence. */
 export class GuardBusyError extends Error {
@@ -55,12 +56,14 @@ export class SequencePool {
   private lastActive = 0;
 
   constructor(
-    context: LlamaContext,
+    private readonly context: LlamaContext,
     private readonly size: number,
     /** false: sequences are cleared when given back (no reuse). */
     readonly reuse: boolean,
     /** Most sessions waiting for a reservation at once (undefined: no limit). */
     private readonly maxWaiting?: number,
+    /** Where this context's decodes take turns with other contexts' (null: on a GPU, no turns). */
+    private readonly lane: ComputeLane | null = null,
   ) {
     for (let i = 0; i < size; i++) this.idle.add({ sequence: context.getSequence(), held: [], lastUsed: 0, background: null });
     this.reservable = size;
@@ -164,6 +167,11 @@ export class SequencePool {
     }
   }
 
+  /** Runs a session's decode: foreground work, in turn with other contexts' decodes on the CPU. */
+  decode<T>(task: () => Promise<T>): Promise<T> {
+    return this.foreground(() => inLane(this.lane, this.context, task));
+  }
+
   private startAlign(entry: PooledSequence, target: readonly number[], onEvaluated?: (tokens: number) => void): void {
     let cancelled = false;
     let wake = () => {};
@@ -183,7 +191,7 @@ export class SequencePool {
       while (entry.held.length < target.length && (await quiet())) {
         const chunk = target.slice(entry.held.length, entry.held.length + BACKGROUND_CHUNK);
         // The target fits the context, so no shift happens here.
-        await entry.sequence.evaluateWithoutGeneratingNewTokens(chunk as Token[], { evaluationPriority: 1 });
+        await inLane(this.lane, this.context, () => entry.sequence.evaluateWithoutGeneratingNewTokens(chunk as Token[], { evaluationPriority: 1 }));
         entry.held.push(...chunk);
         onEvaluated?.(chunk.length);
       }

@@ -526,7 +526,7 @@ export class GuardSession {
         },
       },
     };
-    const outputs = await this.pool.foreground(() => sequence.controlledEvaluate(items, options)).catch((error: unknown) => {
+    const outputs = await this.pool.decode(() => sequence.controlledEvaluate(items, options)).catch((error: unknown) => {
       this.broken = true;
       throw error;
     });

@@ -1,5 +1,6 @@
 import { LlamaGrammarEvaluationState, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from 'node-llama-cpp';
 import { GuardModelError } from '../engine/guard-layout.js';
+import { computeLane, inLane, type ComputeLane } from '../engine/compute-lane.js';
 import { sharedLlama } from '../engine/guard.js';
 import { GuardInputError } from '../engine/input-validation.js';
 import { checkGgufFile, printable, requireBackend } from '../engine/load-checks.js';
@@ -24,6 +25,7 @@ export class LocalGenBackend implements GenBackend {
   private readonly markerIds = new Map<string, number>();
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private disposed = false;
+  readonly lane: ComputeLane | null;
 
   private constructor(
     readonly options: ResolvedGenOptions,
@@ -32,6 +34,7 @@ export class LocalGenBackend implements GenBackend {
     readonly context: LlamaContext,
   ) {
     this.free = Array.from({ length: options.maxSessions }, () => context.getSequence());
+    this.lane = computeLane(llama);
     for (const marker of MARKERS) {
       const ids = model.tokenize(marker, true);
       if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);
@@ -157,7 +160,7 @@ class LocalSlot implements GenSlot {
     const rest = await this.align(this.backend.tokenize(pieces), 1);
     const last = rest.length - 1;
     const items = rest.map((id, i) => (i === last ? ([id, { generateNext: { logits: { filter: { tokens: firsts } } } }] as const) : id));
-    const outputs = await this.sequence.controlledEvaluate(items as Parameters<LlamaContextSequence['controlledEvaluate']>[0]);
+    const outputs = await this.decode(() => this.sequence.controlledEvaluate(items as Parameters<LlamaContextSequence['controlledEvaluate']>[0]));
     const logits = outputs[last]?.next.logits;
     if (!logits) throw new Error('node-llama-cpp returned no logits for the Gen verdict token');
     return firsts.map((id) => {
@@ -174,14 +177,22 @@ class LocalSlot implements GenSlot {
     const generated: Token[] = [];
     let text = '';
     // Greedy (temperature 0) under the grammar; the last token yielded is not evaluated, the next call re-aligns.
-    for await (const token of this.sequence.evaluate(rest, { temperature: 0, grammarEvaluationState })) {
-      if (model.isEogToken(token)) break;
-      generated.push(token);
-      this.backend.stats.generatedTokens++;
-      text = model.detokenize(generated, false);
-      if ((request.stopAfter !== undefined && text.endsWith(request.stopAfter)) || generated.length >= request.maxTokens) break;
-    }
+    // The lane is held for the whole generation: a few tokens, each a decode.
+    await this.decode(async () => {
+      for await (const token of this.sequence.evaluate(rest, { temperature: 0, grammarEvaluationState })) {
+        if (model.isEogToken(token)) break;
+        generated.push(token);
+        this.backend.stats.generatedTokens++;
+        text = model.detokenize(generated, false);
+        if ((request.stopAfter !== undefined && text.endsWith(request.stopAfter)) || generated.length >= request.maxTokens) break;
+      }
+    });
     return text;
+  }
+
+  /** A decode of this backend's context, in turn with other contexts' decodes on the CPU (compute-lane.ts). */
+  private decode<T>(task: () => Promise<T>): Promise<T> {
+    return inLane(this.backend.lane, this.backend.context, task);
   }
 
   release(): void {
