@@ -31,7 +31,7 @@ const ways: Record<string, (chunk: number) => Promise<unknown>> = {
   },
   'at once': (chunk) => Promise.all([work(a, chunk), work(b, chunk)]),
   'at once, in the lane': (chunk) => {
-    const lane = new ComputeLane();
+    const lane = new ComputeLane(cpus().length);
     return Promise.all([work(a, chunk, (t) => lane.run(a.context, t)), work(b, chunk, (t) => lane.run(b.context, t))]);
   },
 };

@@ -10,8 +10,9 @@ import { plantedGuard } from './fixtures/guards.js';
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 describe('ComputeLane', () => {
-  const A = { name: 'A' } as unknown as LlamaContext;
-  const B = { name: 'B' } as unknown as LlamaContext;
+  // Contexts as the lane sees them: their thread counts (2 cores in these tests).
+  const A = { idealThreads: 2 } as LlamaContext;
+  const B = { idealThreads: 2 } as LlamaContext;
 
   /** Runs tasks that log when they start and end, each taking a few timer ticks. */
   function recorder(lane: ComputeLane) {
@@ -27,7 +28,7 @@ describe('ComputeLane', () => {
   }
 
   it('runs tasks of one context together and keeps other contexts out until they end', async () => {
-    const lane = new ComputeLane();
+    const lane = new ComputeLane(2);
     const { log, task } = recorder(lane);
     const results = await Promise.all([task(A, 'a1'), task(A, 'a2'), task(B, 'b1')]);
     expect(results).toEqual(['a1', 'a2', 'b1']);
@@ -38,7 +39,7 @@ describe('ComputeLane', () => {
   });
 
   it('queues a running context behind a waiting one, so neither starves', async () => {
-    const lane = new ComputeLane();
+    const lane = new ComputeLane(2);
     const { log, task } = recorder(lane);
     const a1 = task(A, 'a1', 3);
     const b1 = task(B, 'b1');
@@ -50,7 +51,7 @@ describe('ComputeLane', () => {
   });
 
   it('lets every waiting task of the next context start at once', async () => {
-    const lane = new ComputeLane();
+    const lane = new ComputeLane(2);
     const { log, task } = recorder(lane);
     const a1 = task(A, 'a1');
     const bs = [task(B, 'b1'), task(B, 'b2'), task(B, 'b3')];
@@ -58,8 +59,19 @@ describe('ComputeLane', () => {
     expect(log.slice(2, 5)).toEqual(['+b1', '+b2', '+b3']);
   });
 
+  it('runs contexts together when their threads fit the cores, and waits for the ones that do not', async () => {
+    const lane = new ComputeLane(2);
+    const { log, task } = recorder(lane);
+    const one = { idealThreads: 1 } as LlamaContext;
+    const other = { idealThreads: 1 } as LlamaContext;
+    await Promise.all([task(one, 'x1', 3), task(other, 'y1', 3), task(A, 'a1')]);
+    expect(log.slice(0, 2)).toEqual(['+x1', '+y1']); // 1 + 1 threads fit 2 cores
+    expect(log.indexOf('+a1')).toBeGreaterThan(Math.max(log.indexOf('-x1'), log.indexOf('-y1')));
+    expect(lane.handovers).toBe(1);
+  });
+
   it('passes a failing task on and frees the lane', async () => {
-    const lane = new ComputeLane();
+    const lane = new ComputeLane(2);
     await expect(lane.run(A, async () => Promise.reject(new Error('decode failed')))).rejects.toThrow('decode failed');
     await expect(lane.run(B, async () => 'next')).resolves.toBe('next');
   });
