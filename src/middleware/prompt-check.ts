@@ -97,6 +97,10 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
       latencyMs: performance.now() - startedAt,
     };
     safeCall(context.onPromptVerdict, { verdict, action: result.action, cached: result.cached, decidedBy, latencyMs: result.latencyMs });
+    // The answer's scaffold is evaluated now, while the upstream has not answered yet (its response headers may
+    // come only with the first token): the first delta's verdicts then wait for its own tokens alone. A failed
+    // decode marks the session broken, and its next call says so.
+    if (session && !STOP_ACTIONS.includes(result.action) && guard?.options.speculate) session.speculate('answer', '').catch(() => undefined);
     return result;
   } catch (error) {
     await session?.dispose().catch(() => undefined);

@@ -320,11 +320,16 @@ export class ResponseModeration {
         continue;
       }
       const first = this.queue[0];
+      // Queued text starts where the speculated text does. Chunks it covers go alone: their verdicts need no
+      // decode, so they do not wait for the decode of the chunks after them.
+      const covered = this.speculated?.part === first.part ? this.speculated.text : '';
+      const isCovered = (t: string) => covered.length > 0 && covered.startsWith(t);
       let count = 0;
       let text = '';
       let final = false;
       let cut = false;
       while (count < this.queue.length && this.queue[count].part === first.part && !final && !cut) {
+        if (count > 0 && isCovered(text) && !isCovered(text + this.queue[count].text)) break;
         ({ final, cut } = this.queue[count]);
         text += this.queue[count].text;
         count++;
