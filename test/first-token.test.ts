@@ -54,6 +54,35 @@ describe('before the first delta', () => {
 });
 
 describe('the first verdicts', () => {
+  it('come from the first chunk alone when text piled up before the first verdict', async () => {
+    const session = await guard.createSession();
+    const calls: string[] = [];
+    const appendText = GuardSession.prototype.appendText;
+    GuardSession.prototype.appendText = function (this: GuardSession, ...args: Parameters<typeof appendText>) {
+      calls.push(args[1]);
+      return appendText.apply(this, args);
+    };
+    try {
+      await session.checkPrompt([{ role: 'user', content: 'Describe a river.' }]);
+      const policy = resolveResponsePolicy({ actions: { Unsafe: 'flag', Controversial: 'flag' } });
+      let firstRelease = -1;
+      const moderation = new ResponseModeration(session, policy, {
+        onChange: () => (firstRelease = firstRelease < 0 && moderation.tracker.tokens.length > 0 ? moderation.tracker.tokens.length : firstRelease),
+        onError: (e) => { throw e; },
+      });
+      // The deltas that arrived while the prompt was checked, routed at once (the scaffold is still evaluating).
+      for (const delta of ['The', ' river', ' winds', ' through', ' the', ' valley']) moderation.append('answer', delta);
+      await moderation.drain();
+      expect(calls.slice(0, 2)).toEqual(['The', ' river winds through the']);
+      expect(firstRelease).toBe(1); // the first word's verdict came on its own
+      await moderation.finish();
+      expect(moderation.tracker.tokens.filter((t) => !t.verdict.closing).map((t) => t.verdict.id)).toEqual(guard.tokenizeText('The river winds through the valley'));
+    } finally {
+      GuardSession.prototype.appendText = appendText;
+      await session.dispose();
+    }
+  });
+
   it('come from the speculated text alone, not batched with text that still needs a decode', async () => {
     const session = await guard.createSession();
     const calls: Array<{ text: string; ahead?: string; decodes: number }> = [];

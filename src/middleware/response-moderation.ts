@@ -324,12 +324,15 @@ export class ResponseModeration {
       // decode, so they do not wait for the decode of the chunks after them.
       const covered = this.speculated?.part === first.part ? this.speculated.text : '';
       const isCovered = (t: string) => covered.length > 0 && covered.startsWith(t);
+      // Until the first verdict, the first chunk goes alone: text that piled up during a long prompt check then
+      // starts flowing after one small decode instead of after all of it.
+      const firstOnly = this.tracker.tokens.length === 0;
       let count = 0;
       let text = '';
       let final = false;
       let cut = false;
       while (count < this.queue.length && this.queue[count].part === first.part && !final && !cut) {
-        if (count > 0 && isCovered(text) && !isCovered(text + this.queue[count].text)) break;
+        if (count > 0 && (firstOnly || (isCovered(text) && !isCovered(text + this.queue[count].text)))) break;
         ({ final, cut } = this.queue[count]);
         text += this.queue[count].text;
         count++;
