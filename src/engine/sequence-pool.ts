@@ -1,4 +1,5 @@
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
+import { Permits } from '../shared/permits.js';
 import { inLane, type ComputeLane } from './compute-lane.js';
 
 /** A session was refused because `maxWaiting` sessions already wait for a free sequence. */
@@ -47,8 +48,8 @@ export interface PooledSequence {
  */
 export class SequencePool {
   private readonly idle = new Set<PooledSequence>();
-  private reservable: number;
-  private readonly waiting: Array<{ grant: () => void; reject: (error: Error) => void }> = [];
+  /** Reservations: one per sequence, held by a session from its creation to its end. */
+  private readonly reservations: Permits;
   private clock = 0;
   private closed = false;
   /** Sessions' evaluations in flight, and when the last one ended. */
@@ -66,46 +67,32 @@ export class SequencePool {
     private readonly lane: ComputeLane | null = null,
   ) {
     for (let i = 0; i < size; i++) this.idle.add({ sequence: context.getSequence(), held: [], lastUsed: 0, background: null });
-    this.reservable = size;
+    this.reservations = new Permits(size);
+  }
+
+  /** Sequences no session holds a reservation for. */
+  get reservable(): number {
+    return this.reservations.available;
   }
 
   /** Reserves a sequence for a new session; waits while all are reserved. */
   async reserve(signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new Error('This Qwen3Guard was disposed');
     signal?.throwIfAborted();
-    if (this.reservable > 0) {
-      this.reservable--;
-      return;
-    }
-    if (this.maxWaiting !== undefined && this.waiting.length >= this.maxWaiting) {
+    if (this.reservations.tryAcquire()) return;
+    const waiting = this.reservations.waitingCount;
+    if (this.maxWaiting !== undefined && waiting >= this.maxWaiting) {
       throw new GuardBusyError(
-        `The guard is busy: all ${this.size} sessions (maxSessions) are in use and ${this.waiting.length} more wait for one (maxWaiting ${this.maxWaiting}). ` +
+        `The guard is busy: all ${this.size} sessions (maxSessions) are in use and ${waiting} more wait for one (maxWaiting ${this.maxWaiting}). ` +
           'Raise maxSessions (more KV memory) or maxWaiting (longer waits), or shed load before the guard.',
       );
     }
-    await new Promise<void>((resolve, reject) => {
-      const waiter = {
-        grant: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        reject,
-      };
-      const onAbort = () => {
-        const at = this.waiting.indexOf(waiter);
-        if (at >= 0) this.waiting.splice(at, 1);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(waiter);
-    });
+    await this.reservations.wait(signal);
   }
 
   /** Returns a reservation (a session ends, with or without a sequence). */
   unreserve(): void {
-    const next = this.waiting.shift();
-    if (next) next.grant();
-    else this.reservable++;
+    this.reservations.release();
   }
 
   /**
@@ -225,7 +212,7 @@ export class SequencePool {
   /** Stops background work and fails waiting sessions (the guard is being disposed). */
   async close(): Promise<void> {
     this.closed = true;
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('The Qwen3Guard was disposed while waiting for a free session'));
+    this.reservations.rejectWaiting(new Error('The Qwen3Guard was disposed while waiting for a free session'));
     for (const entry of this.idle) entry.background?.cancel();
     await this.settled();
   }

@@ -1,6 +1,7 @@
 import { LlamaGrammarEvaluationState, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from 'node-llama-cpp';
 import { GuardModelError } from '../engine/guard-layout.js';
 import { computeLane, inLane, type ComputeLane } from '../engine/compute-lane.js';
+import { Permits } from '../shared/permits.js';
 import { sharedLlama } from '../engine/guard.js';
 import { GuardInputError } from '../engine/input-validation.js';
 import { checkGgufFile, printable, requireBackend } from '../engine/load-checks.js';
@@ -21,7 +22,8 @@ export class LocalGenBackend implements GenBackend {
   readonly kind = 'local';
   readonly stats: GenStats = { evaluatedTokens: 0, reusedTokens: 0, generatedTokens: 0 };
   private readonly free: LlamaContextSequence[];
-  private readonly waiting: Array<{ grant: (s: LlamaContextSequence) => void; reject: (e: Error) => void }> = [];
+  /** One per free sequence; a check holds one from `open` to its slot's release. */
+  private readonly permits: Permits;
   private readonly markerIds = new Map<string, number>();
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private disposed = false;
@@ -34,6 +36,7 @@ export class LocalGenBackend implements GenBackend {
     readonly context: LlamaContext,
   ) {
     this.free = Array.from({ length: options.maxSessions }, () => context.getSequence());
+    this.permits = new Permits(this.free.length);
     this.lane = computeLane(llama);
     for (const marker of MARKERS) {
       const ids = model.tokenize(marker, true);
@@ -71,36 +74,22 @@ export class LocalGenBackend implements GenBackend {
   async open(signal?: AbortSignal): Promise<GenSlot> {
     if (this.disposed) throw new Error('This Qwen3GuardGen was disposed');
     signal?.throwIfAborted();
-    const ready = this.free.pop();
-    if (ready) return new LocalSlot(this, ready);
-    const limit = this.options.maxWaiting;
-    if (limit !== undefined && this.waiting.length >= limit) {
-      throw new GuardBusyError(`The Gen guard is busy: all ${this.options.maxSessions} sequences (maxSessions) are in use and ${this.waiting.length} checks wait (maxWaiting ${limit})`);
+    if (!this.permits.tryAcquire()) {
+      const limit = this.options.maxWaiting;
+      const waiting = this.permits.waitingCount;
+      if (limit !== undefined && waiting >= limit) {
+        throw new GuardBusyError(`The Gen guard is busy: all ${this.options.maxSessions} sequences (maxSessions) are in use and ${waiting} checks wait (maxWaiting ${limit})`);
+      }
+      await this.permits.wait(signal);
     }
-    const sequence = await new Promise<LlamaContextSequence>((resolve, reject) => {
-      const onAbort = () => {
-        const at = this.waiting.indexOf(entry);
-        if (at >= 0) this.waiting.splice(at, 1);
-        reject(signal!.reason as Error);
-      };
-      const entry = {
-        grant: (s: LlamaContextSequence) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(s);
-        },
-        reject,
-      };
-      this.waiting.push(entry);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    return new LocalSlot(this, sequence);
+    // A permit stands for a free sequence.
+    return new LocalSlot(this, this.free.pop()!);
   }
 
   /** @internal */
   giveBack(sequence: LlamaContextSequence): void {
-    const next = this.waiting.shift();
-    if (next) next.grant(sequence);
-    else this.free.push(sequence);
+    this.free.push(sequence);
+    this.permits.release();
   }
 
   /** Token ids of pieces: markers as special tokens, text with special-token parsing off. */
@@ -121,7 +110,7 @@ export class LocalGenBackend implements GenBackend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('This Qwen3GuardGen was disposed'));
+    this.permits.rejectWaiting(new Error('This Qwen3GuardGen was disposed'));
     await this.context.dispose();
     await this.model.dispose();
   }

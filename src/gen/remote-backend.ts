@@ -1,4 +1,5 @@
 import type { Piece } from '../engine/template.js';
+import { Permits } from '../shared/permits.js';
 import { parseOptions } from '../shared/validation.js';
 import type { GenBackend, GenSlot } from './backend.js';
 import { GEN_PROMPT_CATEGORIES } from './categories.js';
@@ -115,33 +116,20 @@ export class RemoteGenBackend implements GenBackend {
   readonly kind = 'remote';
   readonly options: ResolvedRemoteGenOptions;
   private readonly url: string;
-  private inFlight = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** One per request in flight, up to `maxConcurrency`. */
+  private readonly permits: Permits;
   private disposed = false;
 
   constructor(options: RemoteGenOptions) {
     this.options = parseOptions(remoteGenOptionsSchema, options, 'Qwen3GuardGen.remote');
     this.url = `${this.options.baseURL.replace(/\/+$/, '')}/completions`;
+    this.permits = new Permits(this.options.maxConcurrency);
   }
 
   async open(signal?: AbortSignal): Promise<GenSlot> {
     if (this.disposed) throw new Error('This Qwen3GuardGen was disposed');
     signal?.throwIfAborted();
-    if (this.inFlight >= this.options.maxConcurrency) {
-      await new Promise<void>((resolve, reject) => {
-        const grant = () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          const at = this.waiting.indexOf(grant);
-          if (at >= 0) this.waiting.splice(at, 1);
-          reject(signal!.reason as Error);
-        };
-        this.waiting.push(grant);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    } else this.inFlight++;
+    if (!this.permits.tryAcquire()) await this.permits.wait(signal);
     let released = false;
     return {
       nextScores: (pieces, options) => this.nextScores(pieces, options, signal),
@@ -149,9 +137,7 @@ export class RemoteGenBackend implements GenBackend {
       release: () => {
         if (released) return;
         released = true;
-        const next = this.waiting.shift();
-        if (next) next();
-        else this.inFlight--;
+        this.permits.release();
       },
     };
   }
