@@ -2,7 +2,7 @@ import type { LanguageModelV4Content, LanguageModelV4GenerateResult, LanguageMod
 import type { GuardMessage, PromptVerdict } from '../engine/types.js';
 import { Qwen3GuardGen } from '../gen/classifier.js';
 import { actionFor, type ResolvedResponsePolicy } from '../policy/resolve.js';
-import { STOP_ACTIONS, type Action } from '../policy/schema.js';
+import { failClosedAction, type Action } from '../policy/schema.js';
 import { describeValue, OptionsError } from '../shared/validation.js';
 import type { Qwen3GuardGenMetadata, Qwen3GuardMetadata } from './metadata-types.js';
 import type { GenVerdictInfo, GuardErrorInfo } from './options.js';
@@ -105,7 +105,7 @@ async function checkAnswer(context: GenResponseContext, answer: string): Promise
     safeCall(context.onError, failure, { phase: 'response', fail: context.fail });
     // Failing closed stops a held answer as an Unsafe one would; a reported answer is already out.
     const unsafe = holdAction(context.policy.actions.Unsafe, context.policy);
-    const action: Action = context.mode === 'hold' && context.fail === 'closed' ? (STOP_ACTIONS.includes(unsafe) ? unsafe : 'abort') : 'allow';
+    const action: Action = context.mode === 'hold' && context.fail === 'closed' ? failClosedAction(unsafe) : 'allow';
     return { error: failure, action };
   }
 }

@@ -1,5 +1,5 @@
 import type { LanguageModelV4Content, LanguageModelV4GenerateResult } from '@ai-sdk/provider';
-import { STOP_ACTIONS } from '../policy/schema.js';
+import { failClosedAction } from '../policy/schema.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import { EMPTY_USAGE } from './guarded-stream.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
@@ -82,7 +82,7 @@ export async function moderateGenerated(context: ModerationContext, check: Promp
       if (text) content.push({ ...part, text } as LanguageModelV4Content);
       if (upTo < range.end) cut = true;
     }
-    const stopAction = stop?.action ?? (failedClosed ? (STOP_ACTIONS.includes(policy.actions.Unsafe) ? policy.actions.Unsafe : 'abort') : null);
+    const stopAction = stop?.action ?? (failedClosed ? failClosedAction(policy.actions.Unsafe) : null);
     if (stopAction === 'rewrite') {
       const replacement = policy.replacement(stop ? moderation.span(stop) : moderation.failureSpan());
       if (replacement) content.push({ type: 'text', text: replacement });

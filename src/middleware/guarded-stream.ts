@@ -1,7 +1,7 @@
 import type { LanguageModelV4Prompt, LanguageModelV4StreamPart, LanguageModelV4Usage } from '@ai-sdk/provider';
 import type { ResponsePart } from '../engine/types.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
-import { STOP_ACTIONS, type Action } from '../policy/schema.js';
+import { failClosedAction, type Action } from '../policy/schema.js';
 import { ContinuationSplice, continuationPrompt } from './intervention.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
 import type { Qwen3GuardInterventionMetadata } from './metadata-types.js';
@@ -305,7 +305,7 @@ export class GuardedStream {
     const { actions, fallback } = this.context.policy;
     // A broken guard cannot moderate a continuation: `continue` falls back.
     const unsafe = actions.Unsafe === 'continue' ? fallback : actions.Unsafe;
-    this.stopResponse(STOP_ACTIONS.includes(unsafe) ? unsafe : 'abort', null);
+    this.stopResponse(failClosedAction(unsafe), null);
   }
 
   /** The response ended upstream and every verdict is in. */

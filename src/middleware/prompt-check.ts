@@ -2,7 +2,7 @@ import type { Qwen3Guard } from '../engine/guard.js';
 import type { GuardSession } from '../engine/session.js';
 import type { GuardMessage, PromptVerdict } from '../engine/types.js';
 import { actionFor, type ResolvedPromptPolicy } from '../policy/resolve.js';
-import { STOP_ACTIONS, type Action } from '../policy/schema.js';
+import { failClosedAction, STOP_ACTIONS, type Action } from '../policy/schema.js';
 import { genPromptVerdict, type GenLoader } from './gen-check.js';
 import type { GuardErrorInfo, PromptVerdictInfo } from './options.js';
 import { promptKey } from './prompt-messages.js';
@@ -100,7 +100,7 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
     // The answer's scaffold is evaluated now, while the upstream has not answered yet (its response headers may
     // come only with the first token): the first delta's verdicts then wait for its own tokens alone. A failed
     // decode marks the session broken, and its next call says so.
-    if (session && !STOP_ACTIONS.includes(result.action) && guard?.options.speculate) session.speculate('answer', '').catch(() => undefined);
+    if (session && !blocksRequest(result) && guard?.options.speculate) session.speculate('answer', '').catch(() => undefined);
     return result;
   } catch (error) {
     await session?.dispose().catch(() => undefined);
@@ -108,7 +108,7 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
     safeCall(context.onError, error, { phase, fail: context.fail });
     // Failing closed stops the request as an Unsafe prompt would (with a stop action even if Unsafe is allowed).
     const unsafe = context.policy.actions.Unsafe;
-    const action: Action = context.fail === 'open' ? 'allow' : STOP_ACTIONS.includes(unsafe) ? unsafe : 'abort';
+    const action: Action = context.fail === 'open' ? 'allow' : failClosedAction(unsafe);
     return { session: null, verdict: null, action, cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
   }
 }

@@ -16,6 +16,8 @@ import { z } from 'zod';
 export const ACTIONS = ['allow', 'flag', 'redact', 'rewrite', 'abort', 'continue'] as const;
 export type Action = (typeof ACTIONS)[number];
 export const STOP_ACTIONS: readonly Action[] = ['rewrite', 'abort'];
+/** What a failure closed does to the text: the Unsafe action when it stops the text (rewrite, abort), else abort. */
+export const failClosedAction = (unsafe: Action): Action => (STOP_ACTIONS.includes(unsafe) ? unsafe : 'abort');
 
 const action = z.enum(ACTIONS);
 const RESPONSE_ONLY: readonly Action[] = ['redact', 'continue'];
