@@ -504,7 +504,6 @@ export class GuardSession {
     this.fed.length -= count;
   }
 
-
   /** One controlledEvaluate: one decode per batch; a full context drops the oldest tokens after the first. */
   private async evaluate(items: ControlledEvaluateInputItem[]) {
     if (this.phase === 'disposed') throw new Error('This GuardSession was disposed');

@@ -66,7 +66,8 @@ export class ResponseModeration {
     private readonly hooks: ModerationHooks,
   ) {
     this.tracker = new RunTracker(policy.debounce, (risk, category) => actionFor(policy, risk, category));
-    // The answer's scaffold (an empty thinking block) is evaluated while the upstream has not answered yet.
+    // The answer's scaffold (an empty thinking block) is evaluated before the first delta; the middleware's
+    // prompt check has usually started it already, and then this finds it done.
     this.kick();
   }
 
