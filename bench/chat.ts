@@ -13,7 +13,7 @@ import { cpus } from 'node:os';
 import { createOpenAI } from '@ai-sdk/openai';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type ModelMessage } from 'ai';
 import { Qwen3Guard } from '../src/engine/guard.js';
-import { renderConversation } from '../src/engine/template.js';
+import { renderConversation } from '../src/format/template.js';
 import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
 import { startOpenAiServer } from '../test/fixtures/openai-server.js';
 import { benchModel, FLAG_ONLY_POLICY, tokenDeltas } from './fixture.js';

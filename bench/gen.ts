@@ -16,7 +16,7 @@ import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Qwen3Guard } from '../src/engine/guard.js';
-import type { GuardMessage } from '../src/engine/types.js';
+import type { GuardMessage } from '../src/guard/types.js';
 import { Qwen3GuardGen } from '../src/gen/classifier.js';
 import { continued, renderGen } from '../src/gen/template.js';
 import { cachedDir, FIXTURE_ROOT } from '../test/fixtures/cache.js';

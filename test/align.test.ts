@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stablePrefixLength } from '../src/align/pretokenizer.js';
 import { TextAligner, type AlignedChunk } from '../src/align/text-aligner.js';
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import type { TokenVerdict } from '../src/engine/types.js';
+import type { TokenVerdict } from '../src/guard/types.js';
 import { randomGuard } from './fixtures/guards.js';
 import { Rng } from './fixtures/random.js';
 

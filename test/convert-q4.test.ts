@@ -9,7 +9,7 @@ import type { OutputType } from '../src/convert/ggml-types.js';
 import { encodeTensorData, floatToHalf, halfToFloat, quantizeQ4_0, quantizeQ8_0 } from '../src/convert/numeric.js';
 import { SafetensorsCheckpoint } from '../src/convert/safetensors.js';
 import { Qwen3Guard } from '../src/engine/guard.js';
-import type { GuardMessage, TokenVerdict } from '../src/engine/types.js';
+import type { GuardMessage, TokenVerdict } from '../src/guard/types.js';
 import { convertedModel, plantedCheckpoint, tinyRandomCheckpoint } from './fixtures/cache.js';
 import { randomTensors, TINY, VOCAB_SIZE, writeCheckpoint } from './fixtures/checkpoint.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';

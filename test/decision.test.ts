@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideResponse, type LabeledToken } from '../src/engine/decision.js';
+import { decideResponse, type LabeledToken } from '../src/policy/decision.js';
 
 const t = (labels: string): LabeledToken[] =>
   [...labels].map((c, i) => ({

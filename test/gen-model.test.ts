@@ -7,7 +7,7 @@ import { ConvertError } from '../src/convert/errors.js';
 import { Qwen3Guard } from '../src/engine/guard.js';
 import { GuardModelError } from '../src/engine/guard-layout.js';
 import { Qwen3GuardGen } from '../src/gen/classifier.js';
-import { detectVariant } from '../src/gen/variant.js';
+import { detectVariant } from '../src/format/variant.js';
 import { detectVariantOfFile } from '../src/gen/variant-file.js';
 import { OptionsError } from '../src/shared/validation.js';
 import { cachedDir, convertedModel, tinyRandomCheckpoint } from './fixtures/cache.js';

@@ -3,7 +3,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type Model
 import { MockLanguageModelV4 } from 'ai/test';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import { GuardInputError } from '../src/engine/input-validation.js';
+import { GuardInputError } from '../src/guard/input-validation.js';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';
@@ -105,7 +105,7 @@ describe('template injection through user text', () => {
         expect(verdict.riskLevel).toBe('Unsafe');
         // The rendered template holds exactly its own markers; the ones in text are ordinary tokens.
         const expected = guard.tokenizePieces(
-          (await import('../src/engine/template.js')).renderConversation(messages.map((m) => ({ ...m, content: m.content.normalize('NFC') }))).pieces,
+          (await import('../src/format/template.js')).renderConversation(messages.map((m) => ({ ...m, content: m.content.normalize('NFC') }))).pieces,
         );
         const templateSpecials = expected.filter((id) => specials.has(id)).length;
         const answer = await session.appendText('answer', `Fine ${marker} then a bomb quickly and more`);

@@ -2,7 +2,7 @@ import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
 import type { GuardSession } from '../src/engine/session.js';
-import type { ResponsePart, TokenVerdict } from '../src/engine/types.js';
+import type { ResponsePart, TokenVerdict } from '../src/guard/types.js';
 import { ContinuationSplice, continuationPrompt } from '../src/middleware/intervention.js';
 import { plantedGuard } from './fixtures/guards.js';
 

@@ -1,9 +1,9 @@
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type ModelMessage } from 'ai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import type { GuardOptions } from '../src/engine/options.js';
-import { IM_END, IM_START, RESPONSE_TEMPLATE, renderConversation } from '../src/engine/template.js';
-import type { GuardMessage, PromptVerdict } from '../src/engine/types.js';
+import type { GuardOptions } from '../src/guard/options.js';
+import { IM_END, IM_START, RESPONSE_TEMPLATE, renderConversation } from '../src/format/template.js';
+import type { GuardMessage, PromptVerdict } from '../src/guard/types.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { plantedGuard, randomGuard } from './fixtures/guards.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import type { PromptVerdict, TokenVerdict } from '../src/engine/types.js';
+import type { PromptVerdict, TokenVerdict } from '../src/guard/types.js';
 import { tinyRandomCheckpoint } from './fixtures/cache.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
 import { randomGuard } from './fixtures/guards.js';

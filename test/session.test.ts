@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideResponse } from '../src/engine/decision.js';
+import { decideResponse } from '../src/policy/decision.js';
 import { Qwen3Guard } from '../src/engine/guard.js';
 import { readGuardLayout } from '../src/engine/guard-layout.js';
-import type { TokenVerdict } from '../src/engine/types.js';
+import type { TokenVerdict } from '../src/guard/types.js';
 import { convertedModel, tinyRandomCheckpoint } from './fixtures/cache.js';
 import { plantedGuard, randomGuard, TEST_THREADS } from './fixtures/guards.js';
 

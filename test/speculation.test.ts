@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TextAligner } from '../src/align/text-aligner.js';
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import { RESPONSE_TEMPLATE } from '../src/engine/template.js';
-import type { TokenVerdict } from '../src/engine/types.js';
+import { RESPONSE_TEMPLATE } from '../src/format/template.js';
+import type { TokenVerdict } from '../src/guard/types.js';
 import { randomGuard } from './fixtures/guards.js';
 import { Rng } from './fixtures/random.js';
 

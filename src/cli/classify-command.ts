@@ -1,6 +1,6 @@
-import { decideResponse, type ResponseDecision } from '../engine/decision.js';
-import { IM_END } from '../engine/template.js';
-import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../engine/types.js';
+import { decideResponse, type ResponseDecision } from '../policy/decision.js';
+import { IM_END } from '../format/template.js';
+import type { PromptVerdict, ResponsePart, RiskLevel, TokenVerdict } from '../guard/types.js';
 import type { GenResponseVerdict, GenVerdict } from '../gen/types.js';
 import { CLASSIFY_HELP, CommandError, parseCommandLine, parseThreads, UsageError } from './args.js';
 import { resolveModelArg } from './model-file.js';

@@ -1,4 +1,4 @@
-import type { RiskLevel } from '../engine/types.js';
+import type { RiskLevel } from '../guard/types.js';
 
 /**
  * Colour on stdout: FORCE_COLOR (other than "0"/"false") forces it on; otherwise only on a terminal and only

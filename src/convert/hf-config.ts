@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConvertError } from './errors.js';
-import { isGenTemplate } from '../gen/variant.js';
+import { isGenTemplate } from '../format/variant.js';
 import { DEFAULT_QUERY_CATEGORIES, DEFAULT_RESPONSE_CATEGORIES, DEFAULT_RISK_LABELS } from '../format/labels.js';
 
 export const GUARD_ARCHITECTURE = 'Qwen3ForGuardModel';

@@ -1,6 +1,6 @@
 import { GUARD_FORMAT_VERSION, HEAD_PATHS, type GuardLayout, type HeadLayout, type HeadPath } from '../format/guard-metadata.js';
 import { isRiskLevel } from '../format/labels.js';
-import { detectVariant, wrongVariantMessage } from '../gen/variant.js';
+import { detectVariant, wrongVariantMessage } from '../format/variant.js';
 
 export class GuardModelError extends Error {
   override readonly name = 'GuardModelError';

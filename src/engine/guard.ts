@@ -4,11 +4,11 @@ import type { GuardLayout } from '../format/guard-metadata.js';
 import { parseOptions } from '../shared/validation.js';
 import { GuardModelError, readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
-import { guardLoadSchema, type GuardOptions, type ResolvedGuardOptions } from './options.js';
+import { guardLoadSchema, type GuardOptions, type ResolvedGuardOptions } from '../guard/options.js';
 import { computeLane } from './compute-lane.js';
 import { SequencePool } from './sequence-pool.js';
 import { GuardSession } from './session.js';
-import { SPECIAL_MARKERS, type Piece } from './template.js';
+import { SPECIAL_MARKERS, type Piece } from '../format/template.js';
 import { TokenBytes } from './token-bytes.js';
 
 const llamas = new Map<string, Promise<Llama>>();

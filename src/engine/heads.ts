@@ -1,6 +1,6 @@
 import type { HeadLayout, RowBlock } from '../format/guard-metadata.js';
 import { isRiskLevel, type RiskLevel } from '../format/labels.js';
-import type { RiskProbabilities } from './types.js';
+import type { RiskProbabilities } from '../guard/types.js';
 
 /** Vocabulary ids of a block's pairs, as the logits filter wants them. */
 export function pairIds(block: RowBlock): number[] {

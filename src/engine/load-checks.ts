@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { Llama } from 'node-llama-cpp';
 import { GuardModelError } from './guard-layout.js';
-import type { ResolvedGuardOptions } from './options.js';
+import type { ResolvedGuardOptions } from '../guard/options.js';
 
 // Checks made before and around node-llama-cpp's load, whose own errors are bare (NoBinaryFoundError) or echo
 // a file's bytes.

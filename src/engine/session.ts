@@ -3,10 +3,10 @@ import type { HeadLayout, RowBlock } from '../format/guard-metadata.js';
 import type { Qwen3Guard } from './guard.js';
 import { headFromPre, labelsFromFolded, pairIds, readPairs, readRows, type HeadResult } from './heads.js';
 import { commonPrefix, type PooledSequence, type SequencePool } from './sequence-pool.js';
-import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from './template.js';
-import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from './types.js';
+import { END_THINK, IM_END, RESPONSE_TEMPLATE, renderConversation, type Piece } from '../format/template.js';
+import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from '../guard/types.js';
 import { normalizeNfc } from '../shared/nfc.js';
-import { validateMessages, validatePart, validateText, validateTokenIds } from './input-validation.js';
+import { validateMessages, validatePart, validateText, validateTokenIds } from '../guard/input-validation.js';
 
 /** A token to evaluate; `scored` ones get a verdict. */
 interface Item {

@@ -1,4 +1,4 @@
-import type { Piece } from '../engine/template.js';
+import type { Piece } from '../format/template.js';
 
 /**
  * Where Qwen3Guard-Gen runs. The classifier (template, verdict, grammar, parsing, mapping) is the same for every

@@ -1,6 +1,6 @@
-import type { DecisionMode } from '../engine/decision.js';
-import { validateMessages, GuardInputError } from '../engine/input-validation.js';
-import type { GuardMessage, RiskProbabilities } from '../engine/types.js';
+import type { DecisionMode } from '../policy/decision.js';
+import { validateMessages, GuardInputError } from '../guard/input-validation.js';
+import type { GuardMessage, RiskProbabilities } from '../guard/types.js';
 import { resolveModelPath } from '../download/resolve-model.js';
 import { RISK_LEVELS, type RiskLevel } from '../format/labels.js';
 import { parseOptions } from '../shared/validation.js';

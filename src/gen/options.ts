@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { guardOptionsSchema } from '../engine/options.js';
+import { guardOptionsSchema } from '../guard/options.js';
 
 /**
  * Options of `Qwen3GuardGen.load`: the Stream guard's model, backend and context options (same names, same

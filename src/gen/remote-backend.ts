@@ -1,4 +1,4 @@
-import type { Piece } from '../engine/template.js';
+import type { Piece } from '../format/template.js';
 import { Permits } from '../shared/permits.js';
 import { parseOptions } from '../shared/validation.js';
 import type { GenBackend, GenSlot } from './backend.js';

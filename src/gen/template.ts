@@ -1,6 +1,6 @@
 import { normalizeNfc } from '../shared/nfc.js';
-import { END_THINK, IM_END, IM_START, THINK, type Piece } from '../engine/template.js';
-import type { GuardMessage } from '../engine/types.js';
+import { END_THINK, IM_END, IM_START, THINK, type Piece } from '../format/template.js';
+import type { GuardMessage } from '../guard/types.js';
 
 /**
  * The Qwen3Guard-Gen moderation template (the `chat_template` of Qwen/Qwen3Guard-Gen-*'s tokenizer_config.json).

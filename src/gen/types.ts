@@ -1,4 +1,4 @@
-import type { PromptVerdict } from '../engine/types.js';
+import type { PromptVerdict } from '../guard/types.js';
 
 /** A Qwen3Guard-Gen verdict: the Stream prompt verdict's fields, plus what Gen writes. */
 export interface GenVerdict extends Pick<PromptVerdict, 'riskLevel' | 'category' | 'probabilities'> {

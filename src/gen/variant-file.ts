@@ -1,6 +1,6 @@
 import { readGgufFileInfo } from 'node-llama-cpp';
 import { GuardModelError } from '../engine/guard-layout.js';
-import { detectVariant, wrongVariantMessage, type GuardVariant } from './variant.js';
+import { detectVariant, wrongVariantMessage, type GuardVariant } from '../format/variant.js';
 
 /** The variant of a GGUF file, read from its header only (no weights are loaded). */
 export async function detectVariantOfFile(path: string): Promise<GuardVariant> {

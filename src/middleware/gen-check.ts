@@ -1,5 +1,5 @@
 import type { LanguageModelV4Content, LanguageModelV4GenerateResult, LanguageModelV4StreamPart } from '@ai-sdk/provider';
-import type { GuardMessage, PromptVerdict } from '../engine/types.js';
+import type { GuardMessage, PromptVerdict } from '../guard/types.js';
 import { Qwen3GuardGen } from '../gen/classifier.js';
 import { actionFor, type ResolvedResponsePolicy } from '../policy/resolve.js';
 import { failClosedAction, type Action } from '../policy/schema.js';

@@ -1,5 +1,5 @@
 import type { LanguageModelV4Prompt, LanguageModelV4StreamPart, LanguageModelV4Usage } from '@ai-sdk/provider';
-import type { ResponsePart } from '../engine/types.js';
+import type { ResponsePart } from '../guard/types.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import { failClosedAction, type Action } from '../policy/schema.js';
 import { ContinuationSplice, continuationPrompt } from './intervention.js';

@@ -1,5 +1,5 @@
 import type { LanguageModelV4Prompt, LanguageModelV4StreamPart } from '@ai-sdk/provider';
-import type { ResponsePart } from '../engine/types.js';
+import type { ResponsePart } from '../guard/types.js';
 
 /**
  * On-the-fly intervention (the `continue` action, after CARE): the request that lets the model continue a

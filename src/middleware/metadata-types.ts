@@ -1,4 +1,4 @@
-import type { ResponsePart, RiskLevel, RiskProbabilities } from '../engine/types.js';
+import type { ResponsePart, RiskLevel, RiskProbabilities } from '../guard/types.js';
 import type { Action } from '../policy/schema.js';
 import type { GuardErrorCode } from './metadata.js';
 

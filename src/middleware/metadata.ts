@@ -1,4 +1,4 @@
-import { decideResponse, type ResponseDecision } from '../engine/decision.js';
+import { decideResponse, type ResponseDecision } from '../policy/decision.js';
 import { GuardBusyError } from '../engine/sequence-pool.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';

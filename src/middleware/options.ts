@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { Qwen3Guard } from '../engine/guard.js';
 import { Qwen3GuardGen } from '../gen/classifier.js';
 import type { GenResponseVerdict } from '../gen/types.js';
-import { guardOptionsSchema } from '../engine/options.js';
-import type { ResponseDecision } from '../engine/decision.js';
-import type { PromptVerdict, ResponsePart, RiskLevel } from '../engine/types.js';
+import { guardOptionsSchema } from '../guard/options.js';
+import type { ResponseDecision } from '../policy/decision.js';
+import type { PromptVerdict, ResponsePart, RiskLevel } from '../guard/types.js';
 import { promptPolicySchema, responsePolicySchema, type Action, type PromptPolicyInput, type ResponsePolicyInput } from '../policy/schema.js';
 import type { PolicyFunction, ResolvedResponsePolicy } from '../policy/resolve.js';
 

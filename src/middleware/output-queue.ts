@@ -1,5 +1,5 @@
 import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
-import type { ResponsePart } from '../engine/types.js';
+import type { ResponsePart } from '../guard/types.js';
 import type { ResponseModeration } from './response-moderation.js';
 
 type DeltaPart = Extract<LanguageModelV4StreamPart, { type: 'text-delta' | 'reasoning-delta' | 'tool-input-delta' }>;

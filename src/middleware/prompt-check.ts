@@ -1,6 +1,6 @@
 import type { Qwen3Guard } from '../engine/guard.js';
 import type { GuardSession } from '../engine/session.js';
-import type { GuardMessage, PromptVerdict } from '../engine/types.js';
+import type { GuardMessage, PromptVerdict } from '../guard/types.js';
 import { actionFor, type ResolvedPromptPolicy } from '../policy/resolve.js';
 import { failClosedAction, STOP_ACTIONS, type Action } from '../policy/schema.js';
 import { genPromptVerdict, type GenLoader } from './gen-check.js';

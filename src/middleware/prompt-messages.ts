@@ -1,5 +1,5 @@
 import type { LanguageModelV4Prompt } from '@ai-sdk/provider';
-import type { GuardMessage } from '../engine/types.js';
+import type { GuardMessage } from '../guard/types.js';
 
 const stringify = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
 

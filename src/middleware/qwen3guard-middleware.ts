@@ -1,5 +1,5 @@
 import type { LanguageModelV4, LanguageModelV4CallOptions, LanguageModelV4Middleware, LanguageModelV4Prompt } from '@ai-sdk/provider';
-import type { PromptVerdict } from '../engine/types.js';
+import type { PromptVerdict } from '../guard/types.js';
 import { checkCategories } from '../policy/categories.js';
 import { PolicyFailures, resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
 import { requestOverrideSchema } from '../policy/schema.js';

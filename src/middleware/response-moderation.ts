@@ -1,7 +1,7 @@
 import { TextAligner, type AlignedChunk } from '../align/text-aligner.js';
 import type { GuardSession } from '../engine/session.js';
-import type { ResponsePart, TokenVerdict } from '../engine/types.js';
-import { RESPONSE_TEMPLATE } from '../engine/template.js';
+import type { ResponsePart, TokenVerdict } from '../guard/types.js';
+import { RESPONSE_TEMPLATE } from '../format/template.js';
 import { actionFor, type FlaggedSpan, type ResolvedResponsePolicy } from '../policy/resolve.js';
 import { RunTracker, type FlagEvent, type TokenStatus, type TrackedToken } from '../policy/run-tracker.js';
 

@@ -1,4 +1,4 @@
-import type { PromptVerdict, RiskLevel } from '../engine/types.js';
+import type { PromptVerdict, RiskLevel } from '../guard/types.js';
 import { describeValue, OptionsError } from '../shared/validation.js';
 import type { Action, FlaggedSpan, PromptPolicyInput, ResponsePolicyInput } from './schema.js';
 

@@ -1,4 +1,4 @@
-import type { RiskLevel, TokenVerdict } from '../engine/types.js';
+import type { RiskLevel, TokenVerdict } from '../guard/types.js';
 import type { Action } from './schema.js';
 
 /**

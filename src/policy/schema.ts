@@ -1,4 +1,4 @@
-import type { PromptVerdict, RiskLevel } from '../engine/types.js';
+import type { PromptVerdict, RiskLevel } from '../guard/types.js';
 import type { PromptCategory, ResponseCategory } from '../format/labels.js';
 import { expected } from '../shared/validation.js';
 import { z } from 'zod';

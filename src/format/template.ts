@@ -1,4 +1,4 @@
-import type { GuardMessage } from './types.js';
+import type { GuardMessage } from '../guard/types.js';
 
 /**
  * The published Qwen3 chat template (tokenizer_config.json of Qwen3Guard-Stream), rendered as pieces: the
