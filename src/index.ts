@@ -1,9 +1,8 @@
 export { Qwen3Guard, type GuardStats } from './engine/guard.js';
 export { GuardSession } from './engine/session.js';
 export { type GuardOptions } from './guard/options.js';
-export { GuardModelError } from './engine/guard-layout.js';
+export { GuardModelError, GuardBusyError } from './guard/errors.js';
 export { GuardInputError } from './guard/input-validation.js';
-export { GuardBusyError } from './engine/sequence-pool.js';
 export { decideResponse, type DecisionMode, type DecisionOptions, type LabeledToken, type ResponseDecision } from './policy/decision.js';
 export type { GuardMessage, PromptVerdict, ResponsePart, RiskLevel, RiskProbabilities, TokenVerdict } from './guard/types.js';
 export { convertCheckpoint, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert/convert.js';

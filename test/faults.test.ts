@@ -4,7 +4,7 @@ import { MockLanguageModelV4 } from 'ai/test';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Qwen3Guard } from '../src/engine/guard.js';
 import { OUTPUTS_PER_DECODE } from '../src/engine/session.js';
-import { GuardBusyError } from '../src/engine/sequence-pool.js';
+import { GuardBusyError } from '../src/guard/errors.js';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, scriptParts, split, type Script } from './fixtures/scripted-model.js';

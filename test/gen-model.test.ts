@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { convertCheckpoint } from '../src/convert/convert.js';
 import { ConvertError } from '../src/convert/errors.js';
 import { Qwen3Guard } from '../src/engine/guard.js';
-import { GuardModelError } from '../src/engine/guard-layout.js';
+import { GuardModelError } from '../src/guard/errors.js';
 import { Qwen3GuardGen } from '../src/gen/classifier.js';
 import { detectVariant } from '../src/format/variant.js';
 import { detectVariantOfFile } from '../src/gen/variant-file.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GuardBusyError } from '../src/engine/sequence-pool.js';
+import { GuardBusyError } from '../src/guard/errors.js';
 import type { Qwen3GuardGen } from '../src/gen/classifier.js';
 import { Permits } from '../src/shared/permits.js';
 import { plantedGen } from './fixtures/gen-models.js';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { GuardModelError } from '../engine/guard-layout.js';
+import { GuardModelError } from '../guard/errors.js';
 import { defaultCacheDir } from './cache-layout.js';
 import { parseModelName, publishedRepo } from './models.js';
 import { pullModel } from './pull.js';

@@ -1,10 +1,7 @@
 import { GUARD_FORMAT_VERSION, HEAD_PATHS, type GuardLayout, type HeadLayout, type HeadPath } from '../format/guard-metadata.js';
 import { isRiskLevel } from '../format/labels.js';
+import { GuardModelError } from '../guard/errors.js';
 import { detectVariant, wrongVariantMessage } from '../format/variant.js';
-
-export class GuardModelError extends Error {
-  override readonly name = 'GuardModelError';
-}
 
 type Tree = Record<string, unknown>;
 

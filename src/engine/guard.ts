@@ -2,7 +2,8 @@ import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaGpuTy
 import { resolveModelPath } from '../download/resolve-model.js';
 import type { GuardLayout } from '../format/guard-metadata.js';
 import { parseOptions } from '../shared/validation.js';
-import { GuardModelError, readGuardLayout } from './guard-layout.js';
+import { GuardModelError } from '../guard/errors.js';
+import { readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
 import { guardLoadSchema, type GuardOptions, type ResolvedGuardOptions } from '../guard/options.js';
 import { computeLane } from './compute-lane.js';

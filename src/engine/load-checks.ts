@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { Llama } from 'node-llama-cpp';
-import { GuardModelError } from './guard-layout.js';
+import { GuardModelError } from '../guard/errors.js';
 import type { ResolvedGuardOptions } from '../guard/options.js';
 
 // Checks made before and around node-llama-cpp's load, whose own errors are bare (NoBinaryFoundError) or echo

@@ -1,11 +1,7 @@
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
+import { GuardBusyError } from '../guard/errors.js';
 import { Permits } from '../shared/permits.js';
 import { inLane, type ComputeLane } from './compute-lane.js';
-
-/** A session was refused because `maxWaiting` sessions already wait for a free sequence. */
-export class GuardBusyError extends Error {
-  override readonly name = 'GuardBusyError';
-}
 
 /** Length of the common prefix of two id lists. */
 export function commonPrefix(a: readonly number[], b: readonly number[]): number {

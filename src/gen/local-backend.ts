@@ -1,11 +1,12 @@
 import { LlamaGrammarEvaluationState, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from 'node-llama-cpp';
-import { GuardModelError } from '../engine/guard-layout.js';
+import { GuardModelError } from '../guard/errors.js';
 import { computeLane, inLane, type ComputeLane } from '../engine/compute-lane.js';
 import { Permits } from '../shared/permits.js';
 import { sharedLlama } from '../engine/guard.js';
 import { GuardInputError } from '../guard/input-validation.js';
 import { checkGgufFile, printable, requireBackend } from '../engine/load-checks.js';
-import { commonPrefix, GuardBusyError } from '../engine/sequence-pool.js';
+import { commonPrefix } from '../engine/sequence-pool.js';
+import { GuardBusyError } from '../guard/errors.js';
 import { END_THINK, IM_END, IM_START, THINK, type Piece } from '../format/template.js';
 import type { GenBackend, GenSlot, GenStats } from './backend.js';
 import type { ResolvedGenOptions } from './options.js';

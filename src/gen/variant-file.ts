@@ -1,5 +1,5 @@
 import { readGgufFileInfo } from 'node-llama-cpp';
-import { GuardModelError } from '../engine/guard-layout.js';
+import { GuardModelError } from '../guard/errors.js';
 import { detectVariant, wrongVariantMessage, type GuardVariant } from '../format/variant.js';
 
 /** The variant of a GGUF file, read from its header only (no weights are loaded). */

@@ -1,5 +1,5 @@
 import { decideResponse, type ResponseDecision } from '../policy/decision.js';
-import { GuardBusyError } from '../engine/sequence-pool.js';
+import { GuardBusyError } from '../guard/errors.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
 import { isGenFailure } from './gen-check.js';
