@@ -12,9 +12,9 @@
 import { cpus } from 'node:os';
 import { createOpenAI } from '@ai-sdk/openai';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type ModelMessage } from 'ai';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { renderConversation } from '../src/format/template.js';
-import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
+import { qwen3GuardMiddleware } from '../src/index.js';
 import { startOpenAiServer } from '../test/fixtures/openai-server.js';
 import { benchModel, FLAG_ONLY_POLICY, tokenDeltas } from './fixture.js';
 
@@ -29,10 +29,10 @@ const WORDS =
   'the river winds through the valley past old mills and quiet farms where herons wait in the shallows while evening light turns the water to copper and the town prepares for its autumn market with bread apples cider wool lanterns music and long tables under the chestnut trees'.split(' ');
 
 const modelPath = await benchModel();
-const load = (reuseKv: boolean) => Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 2, threads: 2, gpu: false, reuseKv });
+const load = (reuseKv: boolean) => LocalGuard.load({ modelPath, contextSize: 4096, maxSessions: 2, threads: 2, gpu: false, reuseKv });
 
 /** `tokens` Qwen3 tokens of varied prose, cut at token boundaries; as one-token deltas for the answers. */
-function prose(guard: Qwen3Guard, seed: number, tokens: number): string[] {
+function prose(guard: LocalGuard, seed: number, tokens: number): string[] {
   const words = Array.from({ length: tokens * 2 }, (_, i) => WORDS[(seed * 7 + i * (seed % 5 + 1)) % WORDS.length]);
   return tokenDeltas(guard, words.join(' '), tokens);
 }

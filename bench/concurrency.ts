@@ -5,7 +5,7 @@
  * `CHUNK`-token chunks as a streaming answer would; rounds interleave the workloads and medians are reported.
  */
 import { cpus } from 'node:os';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { benchModel } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -14,7 +14,7 @@ const TOKENS_PER_STREAM = Number(process.env.BENCH_TOKENS ?? 64);
 const LEVELS = [1, 4, 16];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const guard = await Qwen3Guard.load({
+const guard = await LocalGuard.load({
   modelPath: await benchModel(),
   contextSize: 512,
   maxSessions: Math.max(...LEVELS),

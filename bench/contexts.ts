@@ -6,14 +6,14 @@
 import { cpus } from 'node:os';
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
 import { ComputeLane } from '../src/engine/compute-lane.js';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { BENCH_TEXT, benchModel } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TOKENS = 256;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const guard = await Qwen3Guard.load({ modelPath: await benchModel(), contextSize: 4096, maxSessions: 1, gpu: false });
+const guard = await LocalGuard.load({ modelPath: await benchModel(), contextSize: 4096, maxSessions: 1, gpu: false });
 const tokens = guard.tokenizeText(BENCH_TEXT.repeat(100)).slice(0, TOKENS) as Token[];
 const contexts = await Promise.all([0, 1].map(() => guard.model.createContext({ contextSize: 4096, threads: guard.threads })));
 const [a, b] = contexts.map((c) => c.getSequence());

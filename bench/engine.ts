@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { Token } from 'node-llama-cpp';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { BENCH_PROMPT, BENCH_TEXT, benchModel, classifyRate } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -15,10 +15,10 @@ const now = () => performance.now();
 
 const modelPath = await benchModel();
 const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
-const guard = await Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu });
+const guard = await LocalGuard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu });
 const rssGuardMb = process.memoryUsage().rss / 2 ** 20;
 // The same model with q8_0 keys in the KV cache (kvCacheType: 'q8_0'), for the long-context rows.
-const guardQ8Keys = await Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, kvCacheType: 'q8_0' });
+const guardQ8Keys = await LocalGuard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, kvCacheType: 'q8_0' });
 const threads = guard.threads;
 // Plain node-llama-cpp on the same model: its own context with the same threads and batch size.
 const plain = await guard.model.createContext({ contextSize: 4096, threads, batchSize: guard.context.batchSize });

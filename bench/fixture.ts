@@ -1,5 +1,5 @@
 import type { OutputType } from '../src/convert/ggml-types.js';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { cachedDir, convertedModel, singleTokenIds } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/checkpoint.js';
 import { trainedLikeTensors } from '../test/fixtures/trained-like.js';
@@ -30,7 +30,7 @@ export async function trainedLikeModel(): Promise<string> {
 }
 
 /** The first `tokens` Qwen3 tokens of `text` as one delta each (a character split over byte tokens goes whole). */
-export function tokenDeltas(guard: Qwen3Guard, text: string, tokens: number): string[] {
+export function tokenDeltas(guard: LocalGuard, text: string, tokens: number): string[] {
   const ids = guard.tokenizeText(text).slice(0, tokens);
   return guard.tokenBytes.spans(text, ids).flatMap(({ start, end }) => (end > start ? [text.slice(start, end)] : []));
 }
@@ -46,7 +46,7 @@ export const BENCH_TEXT = 'The quick brown fox jumps over the lazy dog while the
 export const BENCH_PROMPT = [{ role: 'user' as const, content: 'Please summarize the following report for me.' }];
 
 /** Tokens per second of the engine scoring `n` response tokens of `tokens` appended `chunk` at a time. */
-export async function classifyRate(guard: Qwen3Guard, tokens: readonly number[], n: number, chunk: number): Promise<number> {
+export async function classifyRate(guard: LocalGuard, tokens: readonly number[], n: number, chunk: number): Promise<number> {
   const session = await guard.createSession();
   try {
     await session.checkPrompt(BENCH_PROMPT);

@@ -15,9 +15,9 @@
 import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import type { GuardMessage } from '../src/guard/types.js';
-import { Qwen3GuardGen } from '../src/gen/classifier.js';
+import { Qwen3GuardGen } from '../src/index.js';
 import { continued, renderGen } from '../src/gen/template.js';
 import { cachedDir, FIXTURE_ROOT } from '../test/fixtures/cache.js';
 import { QWEN3_0_6B, TOKENIZER_DIR } from '../test/fixtures/checkpoint.js';
@@ -43,7 +43,7 @@ const genCheckpoint = await cachedDir('qwen3guard-gen-0.6b-shape-random-v1', asy
 });
 const genPath = await convertedGen(genCheckpoint, 'q8_0');
 
-const stream = await Qwen3Guard.load({ modelPath: streamPath, contextSize: 4096, maxSessions: 1, gpu, reuseKv: false });
+const stream = await LocalGuard.load({ modelPath: streamPath, contextSize: 4096, maxSessions: 1, gpu, reuseKv: false });
 const gen = await Qwen3GuardGen.load({ modelPath: genPath, contextSize: 4096, maxSessions: 1, gpu, threads: stream.threads });
 
 const sentence = 'The committee reviewed the annual budget report and asked for a clearer summary of the travel costs. ';

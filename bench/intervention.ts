@@ -11,7 +11,7 @@
 import { cpus } from 'node:os';
 import { createOpenAI } from '@ai-sdk/openai';
 import { streamText, wrapLanguageModel } from 'ai';
-import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
+import { qwen3GuardMiddleware } from '../src/index.js';
 import { plantedGuard } from '../test/fixtures/guards.js';
 import { startOpenAiServer, wordDeltas, type ScriptedResponse } from '../test/fixtures/openai-server.js';
 

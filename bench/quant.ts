@@ -8,7 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { BENCH_TEXT, benchModel, classifyRate } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -20,7 +20,7 @@ const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
 
 interface Subject {
   path: string;
-  guard: Qwen3Guard;
+  guard: LocalGuard;
   plain: LlamaContext;
   sequence: LlamaContextSequence;
 }
@@ -28,7 +28,7 @@ interface Subject {
 const subjects = {} as Record<Type, Subject>;
 for (const type of TYPES) {
   const path = await benchModel(type);
-  const guard = await Qwen3Guard.load({ modelPath: path, contextSize: 4096, maxSessions: 1, gpu });
+  const guard = await LocalGuard.load({ modelPath: path, contextSize: 4096, maxSessions: 1, gpu });
   // Plain node-llama-cpp on the same model: its own context with the same threads and batch size.
   const plain = await guard.model.createContext({ contextSize: 4096, threads: guard.threads, batchSize: guard.context.batchSize });
   subjects[type] = { path, guard, plain, sequence: plain.getSequence() };

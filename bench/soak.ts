@@ -10,7 +10,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { convertedModel, plantedCheckpoint } from '../test/fixtures/cache.js';
 import { Rng } from '../test/fixtures/random.js';
@@ -64,7 +64,7 @@ const rssMb = () => {
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const rng = new Rng(options.seed ?? 2026);
   const modelPath = await convertedModel(await plantedCheckpoint(), 'q8_0');
-  const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions, reuseKv: options.reuseKv ?? true });
+  const guard = await LocalGuard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions, reuseKv: options.reuseKv ?? true });
   const middleware = qwen3GuardMiddleware({ guard }) as LanguageModelMiddleware;
   let unhandled = 0;
   const onUnhandled = () => unhandled++;

@@ -12,8 +12,8 @@
 import { cpus } from 'node:os';
 import { createOpenAI } from '@ai-sdk/openai';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
-import { Qwen3Guard } from '../src/engine/guard.js';
-import { qwen3GuardMiddleware } from '../src/middleware/qwen3guard-middleware.js';
+import { LocalGuard } from '../src/engine/guard.js';
+import { qwen3GuardMiddleware } from '../src/index.js';
 import { startOpenAiServer, wordDeltas } from '../test/fixtures/openai-server.js';
 import { benchModel, FLAG_ONLY_POLICY, PLANTED_WORDS, tokenDeltas, trainedLikeModel } from './fixture.js';
 
@@ -40,7 +40,7 @@ const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math
 const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
 // No KV reuse: every request is a new conversation here, and a finished turn's background re-render in one guard
 // would compete with the next guard's measured stream.
-const load = async (modelPath: string, speculate: boolean) => Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, speculate, reuseKv: false });
+const load = async (modelPath: string, speculate: boolean) => LocalGuard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu, speculate, reuseKv: false });
 const server = await startOpenAiServer();
 const provider = createOpenAI({ baseURL: server.baseURL, apiKey: 'bench' });
 const policy = FLAG_ONLY_POLICY;
@@ -49,7 +49,7 @@ const policy = FLAG_ONLY_POLICY;
  * for the next verdict, the worst case) and the trained-like one (every token Safe but the planted words), each
  * with and without speculative evaluation of the held tail.
  */
-const variants: Array<{ name: string; guard: Qwen3Guard; middleware: LanguageModelMiddleware }> = [];
+const variants: Array<{ name: string; guard: LocalGuard; middleware: LanguageModelMiddleware }> = [];
 for (const [name, modelPath, speculate] of [
   ['random, final text only', await benchModel(), false],
   ['random, speculative', await benchModel(), true],

@@ -15,7 +15,7 @@
  */
 import { cpus } from 'node:os';
 import type { ControlledEvaluateInputItem, Token } from 'node-llama-cpp';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { pairIds } from '../src/engine/heads.js';
 import { BENCH_TEXT, benchModel, classifyRate } from './fixture.js';
 
@@ -28,7 +28,7 @@ const now = () => performance.now();
 
 const modelPath = await benchModel();
 const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
-const guard = await Qwen3Guard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu });
+const guard = await LocalGuard.load({ modelPath, contextSize: 4096, maxSessions: 1, gpu });
 const threads = guard.threads;
 const plain = await guard.model.createContext({ contextSize: 4096, threads, batchSize: guard.context.batchSize });
 const sequence = plain.getSequence();

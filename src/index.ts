@@ -1,30 +1,10 @@
-export { Qwen3Guard, type GuardStats } from './engine/guard.js';
-export { GuardSession } from './engine/session.js';
-export { type GuardOptions } from './guard/options.js';
-export { GuardModelError, GuardBusyError } from './guard/errors.js';
-export { GuardInputError } from './guard/input-validation.js';
-export { decideResponse, type DecisionMode, type DecisionOptions, type LabeledToken, type ResponseDecision } from './policy/decision.js';
-export type { GuardMessage, PromptVerdict, ResponsePart, RiskLevel, RiskProbabilities, TokenVerdict } from './guard/types.js';
+// The Node.js entry point: everything, with the in-process engines. node-llama-cpp is imported only when a local
+// guard or Gen model is loaded, so an app that uses only remote guards loads no native code.
+import { provideLocalEngines } from './local/provide.js';
+
+provideLocalEngines();
+
+export * from './api.js';
 export { convertCheckpoint, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert/convert.js';
 export { ConvertError } from './convert/errors.js';
-export { OptionsError } from './shared/validation.js';
-export { qwen3GuardMiddleware } from './middleware/qwen3guard-middleware.js';
-export type { Qwen3GuardMiddlewareOptions, PromptVerdictInfo, ResponseFlagInfo, ResponseVerdictInfo, GuardErrorInfo, InterventionInfo, GenVerdictInfo } from './middleware/options.js';
-export type { Action, CategoryActions, PromptPolicyInput, ResponsePolicyInput, Qwen3GuardRequestOptions, RequestOverride } from './policy/schema.js';
-export { PROMPT_CATEGORIES, RESPONSE_CATEGORIES, type PromptCategory, type ResponseCategory } from './format/labels.js';
-export type { GuardErrorCode } from './middleware/metadata.js';
-export type { Qwen3GuardMetadata, Qwen3GuardFlagMetadata, Qwen3GuardInterventionMetadata, Qwen3GuardGenMetadata } from './middleware/metadata-types.js';
-export { DEFAULT_INTERVENTION, type FlaggedSpan, type PolicyFunction } from './policy/resolve.js';
-export { Qwen3GuardGen } from './gen/classifier.js';
-export type { GenOptions } from './gen/options.js';
-export type { GenVerdict, GenResponseVerdict } from './gen/types.js';
-export type { GenBackend, GenSlot } from './gen/backend.js';
-export { GenRemoteError, RemoteGenBackend } from './gen/remote-backend.js';
-export type { RemoteGenOptions } from './gen/remote-options.js';
-export { renderGen, type GenTask } from './gen/template.js';
-export { GEN_CATEGORY_MAP, GEN_PROMPT_CATEGORIES, GEN_RESPONSE_CATEGORIES, type GenCategoryName } from './gen/categories.js';
-export { parseGenOutput, categoryGrammar, GenOutputError, type GenOutput } from './gen/output.js';
-export { detectVariant, type GuardVariant } from './format/variant.js';
 export { detectVariantOfFile } from './gen/variant-file.js';
-export type { Piece } from './format/template.js';
-export type { GenStats } from './gen/backend.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stablePrefixLength } from '../src/align/pretokenizer.js';
 import { TextAligner, type AlignedChunk } from '../src/align/text-aligner.js';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import type { TokenVerdict } from '../src/guard/types.js';
 import { randomGuard } from './fixtures/guards.js';
 import { Rng } from './fixtures/random.js';
@@ -49,7 +49,7 @@ describe('stablePrefixLength', () => {
 });
 
 describe('TextAligner through the real tokenizer', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await randomGuard('q8_0');
   });

@@ -1,8 +1,8 @@
 import { LlamaContextSequence, type LlamaContext } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComputeLane, computeLane } from '../src/engine/compute-lane.js';
-import type { Qwen3Guard } from '../src/engine/guard.js';
-import type { Qwen3GuardGen } from '../src/gen/classifier.js';
+import type { LocalGuard } from '../src/engine/guard.js';
+import type { Qwen3GuardGen } from '../src/index.js';
 import type { LocalGenBackend } from '../src/gen/local-backend.js';
 import { plantedGen } from './fixtures/gen-models.js';
 import { plantedGuard } from './fixtures/guards.js';
@@ -78,7 +78,7 @@ describe('ComputeLane', () => {
 });
 
 describe('a Stream guard and a local Gen classifier in one process', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   let gen: Qwen3GuardGen;
   beforeAll(async () => {
     [guard, gen] = await Promise.all([plantedGuard({ maxSessions: 2 }), plantedGen({ maxSessions: 2 })]);

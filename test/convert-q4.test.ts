@@ -8,7 +8,7 @@ import { ConvertError } from '../src/convert/errors.js';
 import type { OutputType } from '../src/convert/ggml-types.js';
 import { encodeTensorData, floatToHalf, halfToFloat, quantizeQ4_0, quantizeQ8_0 } from '../src/convert/numeric.js';
 import { SafetensorsCheckpoint } from '../src/convert/safetensors.js';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import type { GuardMessage, TokenVerdict } from '../src/guard/types.js';
 import { convertedModel, plantedCheckpoint, tinyRandomCheckpoint } from './fixtures/cache.js';
 import { randomTensors, TINY, VOCAB_SIZE, writeCheckpoint } from './fixtures/checkpoint.js';
@@ -164,7 +164,7 @@ describe('q4_0 conversion of the tiny random fixture', () => {
   });
 
   it('loads in node-llama-cpp and classifies a conversation', async () => {
-    const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: TEST_THREADS, contextSize: 1024 });
+    const guard = await LocalGuard.load({ modelPath, gpu: false, threads: TEST_THREADS, contextSize: 1024 });
     try {
       const session = await guard.createSession();
       const prompt = await session.checkPrompt(CONVERSATIONS[0].messages);
@@ -211,7 +211,7 @@ interface Labels {
 type Corpus = ReadonlyArray<{ messages: GuardMessage[]; reasoning?: string; answer: string }>;
 
 async function labelsOf(modelPath: string, kvCacheType: 'f32' | 'f16', corpus: Corpus): Promise<Labels> {
-  const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: TEST_THREADS, contextSize: 1024, kvCacheType });
+  const guard = await LocalGuard.load({ modelPath, gpu: false, threads: TEST_THREADS, contextSize: 1024, kvCacheType });
   const out: Labels = { prompts: [], tokens: [] };
   try {
     for (const conversation of corpus) {

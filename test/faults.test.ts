@@ -2,8 +2,8 @@ import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
-import { OUTPUTS_PER_DECODE } from '../src/engine/session.js';
+import type { LocalGuard } from '../src/engine/guard.js';
+import { OUTPUTS_PER_DECODE } from '../src/engine/session-sequence.js';
 import { GuardBusyError } from '../src/guard/errors.js';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
@@ -15,7 +15,7 @@ import { scriptedModel, scriptParts, split, type Script } from './fixtures/scrip
  * and every guard session back in the pool.
  */
 const MAX_SESSIONS = 2;
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: MAX_SESSIONS });
 });
@@ -36,7 +36,7 @@ afterEach(async () => {
 });
 
 /** Every sequence is back: MAX_SESSIONS sessions are granted at once. */
-async function expectAllSessionsFree(g: Qwen3Guard, count = MAX_SESSIONS) {
+async function expectAllSessionsFree(g: LocalGuard, count = MAX_SESSIONS) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new Error('a guard session was not returned')), 3000);
   try {

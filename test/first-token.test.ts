@@ -2,7 +2,7 @@ import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { GuardSession } from '../src/engine/session.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { ResponseModeration } from '../src/middleware/response-moderation.js';
@@ -11,7 +11,7 @@ import { plantedGuard } from './fixtures/guards.js';
 import { scriptParts } from './fixtures/scripted-model.js';
 
 // Time to first token: what the guard evaluates before the first delta, and what the first verdicts wait for.
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 2 });
 });
@@ -69,7 +69,7 @@ describe('the first verdicts', () => {
       const moderation = new ResponseModeration(session, policy, {
         onChange: () => (firstRelease = firstRelease < 0 && moderation.tracker.tokens.length > 0 ? moderation.tracker.tokens.length : firstRelease),
         onError: (e) => { throw e; },
-      });
+      }, true);
       // The deltas that arrived while the prompt was checked, routed at once (the scaffold is still evaluating).
       for (const delta of ['The', ' river', ' winds', ' through', ' the', ' valley']) moderation.append('answer', delta);
       await moderation.drain();
@@ -96,7 +96,7 @@ describe('the first verdicts', () => {
     try {
       await session.checkPrompt([{ role: 'user', content: 'Describe a river.' }]);
       const policy = resolveResponsePolicy({ actions: { Unsafe: 'flag', Controversial: 'flag' } });
-      const moderation = new ResponseModeration(session, policy, { onChange: () => undefined, onError: (e) => { throw e; } });
+      const moderation = new ResponseModeration(session, policy, { onChange: () => undefined, onError: (e) => { throw e; } }, true);
       await moderation.drain(); // the scaffold is in place
       moderation.append('answer', 'The'); // held (it may still grow), and evaluated ahead at once
       // Two more deltas while that decode runs: "The" becomes final, then " river", which nobody evaluated yet.

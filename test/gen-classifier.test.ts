@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardInputError } from '../src/guard/input-validation.js';
-import type { Qwen3GuardGen } from '../src/gen/classifier.js';
+import type { Qwen3GuardGen } from '../src/index.js';
 import type { LocalGenBackend } from '../src/gen/local-backend.js';
 import { continued, renderGen } from '../src/gen/template.js';
 import { commonPrefix } from '../src/engine/sequence-pool.js';

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Qwen3GuardGen } from '../src/gen/classifier.js';
+import { Qwen3GuardGen } from '../src/index.js';
 import { detectVariantOfFile } from '../src/gen/variant-file.js';
 import { parseModelName, parseModelSource } from '../src/download/models.js';
 import { convertedGen, genPlantedCheckpoint } from './fixtures/gen-models.js';

@@ -2,17 +2,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateText, streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
-import { Qwen3GuardGen } from '../src/gen/classifier.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { GenRemoteError } from '../src/gen/remote-backend.js';
-import { qwen3GuardMiddleware, type GenVerdictInfo, type GuardErrorInfo, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
+import { Qwen3GuardGen, qwen3GuardMiddleware, type GenVerdictInfo, type GuardErrorInfo, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { OptionsError } from '../src/shared/validation.js';
 import { plantedGen } from './fixtures/gen-models.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split, type Script } from './fixtures/scripted-model.js';
 
 // A Stream guard and a Gen classifier in one process, shared by the middlewares below.
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 let gen: Qwen3GuardGen;
 beforeAll(async () => {
   [guard, gen] = await Promise.all([plantedGuard({ maxSessions: 2 }), plantedGen({ maxSessions: 2 })]);

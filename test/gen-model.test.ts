@@ -4,9 +4,9 @@ import { readGgufFileInfo } from 'node-llama-cpp';
 import { describe, expect, it } from 'vitest';
 import { convertCheckpoint } from '../src/convert/convert.js';
 import { ConvertError } from '../src/convert/errors.js';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { GuardModelError } from '../src/guard/errors.js';
-import { Qwen3GuardGen } from '../src/gen/classifier.js';
+import { Qwen3GuardGen } from '../src/index.js';
 import { detectVariant } from '../src/format/variant.js';
 import { detectVariantOfFile } from '../src/gen/variant-file.js';
 import { OptionsError } from '../src/shared/validation.js';
@@ -88,7 +88,7 @@ describe('variant detection', () => {
   it('gives each loader a clear error for the other variant', async () => {
     const gen = await convertedGen(await genRandomCheckpoint(), 'q8_0');
     const stream = await convertedModel(await tinyRandomCheckpoint(), 'q8_0');
-    const streamError = await Qwen3Guard.load({ modelPath: gen, gpu: false, threads: TEST_THREADS, contextSize: 256 }).catch((e: unknown) => e);
+    const streamError = await LocalGuard.load({ modelPath: gen, gpu: false, threads: TEST_THREADS, contextSize: 256 }).catch((e: unknown) => e);
     expect(streamError).toBeInstanceOf(GuardModelError);
     expect((streamError as Error).message).toMatch(/is a Qwen3Guard-Gen model: use Qwen3GuardGen\.load/);
     const genError = await Qwen3GuardGen.load({ modelPath: stream, gpu: false, threads: TEST_THREADS }).catch((e: unknown) => e);

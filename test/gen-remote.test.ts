@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Qwen3GuardGen } from '../src/gen/classifier.js';
+import { Qwen3GuardGen } from '../src/index.js';
 import { GenOutputError } from '../src/gen/output.js';
 import { ABSENT_MARGIN, firstTopLogprobs, GenRemoteError, optionScores, rawPrompt } from '../src/gen/remote-backend.js';
 import { renderGen } from '../src/gen/template.js';

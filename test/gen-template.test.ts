@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GuardMessage } from '../src/guard/types.js';
-import type { Qwen3GuardGen } from '../src/gen/classifier.js';
+import type { Qwen3GuardGen } from '../src/index.js';
 import type { LocalGenBackend } from '../src/gen/local-backend.js';
 import { piecesText, renderGen, taskOf } from '../src/gen/template.js';
 import { REPO_ROOT } from './fixtures/cache.js';

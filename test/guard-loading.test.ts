@@ -1,6 +1,6 @@
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware, type GuardErrorInfo, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';
 
@@ -27,7 +27,7 @@ async function request(mw: LanguageModelMiddleware) {
 
 function spies() {
   const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
-  const load = vi.spyOn(Qwen3Guard, 'load');
+  const load = vi.spyOn(LocalGuard, 'load');
   return { warn, load };
 }
 

@@ -2,13 +2,13 @@ import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type ModelMessage } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { GuardInputError } from '../src/guard/input-validation.js';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';
 
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 2 });
 });

@@ -1,6 +1,6 @@
 import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import type { GuardSession } from '../src/engine/session.js';
 import type { ResponsePart, TokenVerdict } from '../src/guard/types.js';
 import { ContinuationSplice, continuationPrompt } from '../src/middleware/intervention.js';
@@ -11,7 +11,7 @@ import { plantedGuard } from './fixtures/guards.js';
  * tokens at the same positions with the same probabilities (exact readout), so the erased cells are really gone
  * and nothing kept was evaluated again.
  */
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ responseProbabilities: true, maxSessions: 2 });
 });

@@ -1,6 +1,6 @@
 import { generateText, streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { DEFAULT_INTERVENTION, qwen3GuardMiddleware, type InterventionInfo, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedCalls, split, type Script } from './fixtures/scripted-model.js';
@@ -9,7 +9,7 @@ import { scriptedCalls, split, type Script } from './fixtures/scripted-model.js'
  * The continue action through streamText, with the planted guard (" bomb" is Unsafe/Violent, flagged at the
  * token after it) and a scripted upstream called once per attempt.
  */
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 2 });
 });

@@ -1,6 +1,6 @@
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware, type ModelMessage } from 'ai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import type { GuardOptions } from '../src/guard/options.js';
 import { IM_END, IM_START, RESPONSE_TEMPLATE, renderConversation } from '../src/format/template.js';
 import type { GuardMessage, PromptVerdict } from '../src/guard/types.js';
@@ -32,7 +32,7 @@ interface Turn {
   ids: number[];
 }
 
-async function turn(guard: Qwen3Guard, messages: GuardMessage[], answer: string, options: { knownVerdict?: PromptVerdict } = {}): Promise<Turn> {
+async function turn(guard: LocalGuard, messages: GuardMessage[], answer: string, options: { knownVerdict?: PromptVerdict } = {}): Promise<Turn> {
   const session = await guard.createSession();
   try {
     const before = guard.stats.evaluatedTokens;
@@ -55,18 +55,18 @@ function expectSameVerdicts(reused: Turn, fresh: Turn): void {
 }
 
 /** Kept ids of the idle sequences, with the cells the sequence really holds. */
-function kept(guard: Qwen3Guard): Array<{ held: number[]; cells: number[] }> {
+function kept(guard: LocalGuard): Array<{ held: number[]; cells: number[] }> {
   return [...guard.pool['idle']].map((e) => ({ held: [...e.held], cells: [...e.sequence.contextTokens] }));
 }
 
-const GUARDS: Array<[string, (options: Partial<GuardOptions>) => Promise<Qwen3Guard>]> = [
+const GUARDS: Array<[string, (options: Partial<GuardOptions>) => Promise<LocalGuard>]> = [
   ['planted q8_0', (options) => plantedGuard(options)],
   ['random f32', (options) => randomGuard('f32', { kvCacheType: 'f32', ...options })],
 ];
 
 describe.each(GUARDS)('KV reuse with the %s guard', (_, load) => {
-  let guard: Qwen3Guard;
-  let fresh: Qwen3Guard;
+  let guard: LocalGuard;
+  let fresh: LocalGuard;
   /** Ids of a new user turn and the response opening: all that turn N > 1 should evaluate. */
   let newTurnTokens: (user: string) => number;
   beforeAll(async () => {
@@ -180,7 +180,7 @@ describe.each(GUARDS)('KV reuse with the %s guard', (_, load) => {
 });
 
 describe('KV reuse through the middleware', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await plantedGuard({ maxSessions: 2 });
   });

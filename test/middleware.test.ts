@@ -1,11 +1,11 @@
 import { generateText, streamText, toUIMessageStream, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split, USAGE, type Script } from './fixtures/scripted-model.js';
 
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 2 });
 });

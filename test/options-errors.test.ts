@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import {
   GuardModelError,
   OptionsError,
@@ -20,7 +20,7 @@ import { convertedModel, plantedCheckpoint } from './fixtures/cache.js';
 import { plantedGuard, TEST_THREADS } from './fixtures/guards.js';
 import { scriptedModel } from './fixtures/scripted-model.js';
 
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 let dir: string;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 1 });
@@ -96,7 +96,7 @@ describe('every bad value gets a message naming the field and what is allowed', 
     [{ gpu: 'rocm' }, /guard\.gpu: expected .* got 'rocm'/],
     [{ contextSize: '4k' }, /guard\.contextSize:.*number/],
   ])('Qwen3Guard.load %j', async (options, message) => {
-    const error = (await Qwen3Guard.load({ modelPath: '/x.gguf', ...options } as never).catch((e: unknown) => e)) as Error;
+    const error = (await LocalGuard.load({ modelPath: '/x.gguf', ...options } as never).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(OptionsError);
     expect(error.message).toMatch(message);
     expect(error.message).not.toMatch(BARE);
@@ -190,7 +190,7 @@ describe('load errors', () => {
   ])('%s as modelPath: "not a GGUF", no raw bytes', async (name, bytes) => {
     const modelPath = join(dir, `${name.replace(/\W/g, '-')}.gguf`);
     await writeFile(modelPath, bytes);
-    const error = (await Qwen3Guard.load({ modelPath, gpu: false }).catch((e: unknown) => e)) as Error;
+    const error = (await LocalGuard.load({ modelPath, gpu: false }).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(GuardModelError);
     expect(error.message).toMatch(/is not a GGUF file/);
     expect(error.message).toContain('qwen3guard convert');
@@ -198,14 +198,14 @@ describe('load errors', () => {
   });
 
   it('a directory as modelPath', async () => {
-    const error = (await Qwen3Guard.load({ modelPath: dir, gpu: false }).catch((e: unknown) => e)) as Error;
+    const error = (await LocalGuard.load({ modelPath: dir, gpu: false }).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(GuardModelError);
     expect(error.message).toMatch(/is a directory/);
   });
 
   it("gpu: 'cuda' without CUDA says the backend is unavailable and what to do", async (context) => {
     const modelPath = await convertedModel(await plantedCheckpoint(), 'q8_0');
-    const outcome = await Qwen3Guard.load({ modelPath, gpu: 'cuda', threads: TEST_THREADS, contextSize: 256 }).then(
+    const outcome = await LocalGuard.load({ modelPath, gpu: 'cuda', threads: TEST_THREADS, contextSize: 256 }).then(
       (loaded) => loaded.dispose().then(() => null),
       (error: unknown) => error as Error,
     );

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import type { PromptVerdict, TokenVerdict } from '../src/guard/types.js';
 import { tinyRandomCheckpoint } from './fixtures/cache.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
@@ -12,7 +12,7 @@ interface Run {
   ids: readonly number[];
 }
 
-async function classify(guard: Qwen3Guard, conversation: (typeof CONVERSATIONS)[number]): Promise<Run> {
+async function classify(guard: LocalGuard, conversation: (typeof CONVERSATIONS)[number]): Promise<Run> {
   const session = await guard.createSession();
   try {
     const prompt = await session.checkPrompt(conversation.messages);
@@ -39,7 +39,7 @@ beforeAll(async () => {
 });
 
 describe('f32 GGUF with an f32 KV cache matches the float64 reference', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await randomGuard('f32', { kvCacheType: 'f32', responseProbabilities: true });
   });
@@ -151,7 +151,7 @@ function promptPosition(ids: readonly number[]): number {
 }
 
 describe.each(['f16', 'q8_0'] as const)('%s GGUF with the default KV cache', (type) => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await randomGuard(type);
   });

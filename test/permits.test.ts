@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardBusyError } from '../src/guard/errors.js';
-import type { Qwen3GuardGen } from '../src/gen/classifier.js';
+import type { Qwen3GuardGen } from '../src/index.js';
 import { Permits } from '../src/shared/permits.js';
 import { plantedGen } from './fixtures/gen-models.js';
 

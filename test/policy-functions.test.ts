@@ -1,6 +1,6 @@
 import { generateText, streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware, type GuardErrorInfo, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';
@@ -8,7 +8,7 @@ import { scriptedModel, split } from './fixtures/scripted-model.js';
 // The app's replacement, mask and refusal functions are its code, not ours: whatever they do, the stream ends
 // with content-filter, the default text stands in, and onError says which function failed (once).
 
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => void unhandled.push(reason);
 beforeAll(async () => {

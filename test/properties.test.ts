@@ -1,7 +1,7 @@
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { ResponseModeration } from '../src/middleware/response-moderation.js';
 import { resolveResponsePolicy } from '../src/policy/resolve.js';
@@ -12,7 +12,7 @@ import { scriptedModel } from './fixtures/scripted-model.js';
  * Property tests over random texts from all of Unicode, split into random deltas: what the guard scores and
  * what leaves must depend on the text alone, never on where the deltas happen to end.
  */
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 2 });
 });
@@ -71,7 +71,7 @@ async function moderate(deltas: string[], reasoning: string[] = []) {
   try {
     await session.checkPrompt([{ role: 'user', content: 'Hello' }]);
     const policy = resolveResponsePolicy({ actions: { Unsafe: 'flag', Controversial: 'flag' }, categories: { PII: 'redact' } });
-    const moderation = new ResponseModeration(session, policy, { onChange: () => undefined, onError: (e) => { throw e; } });
+    const moderation = new ResponseModeration(session, policy, { onChange: () => undefined, onError: (e) => { throw e; } }, true);
     for (const delta of reasoning) moderation.append('reasoning', delta);
     for (const delta of deltas) moderation.append('answer', delta);
     await moderation.finish();

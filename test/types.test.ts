@@ -39,7 +39,7 @@ describe('exported types', () => {
     expectTypeOf(guardMetadata).returns.toEqualTypeOf<Qwen3GuardMetadata>();
     expectTypeOf<Qwen3GuardMetadata>().toExtend<JSONObject>();
     expectTypeOf<{ qwen3guard: Qwen3GuardMetadata }>().toExtend<SharedV4ProviderMetadata>();
-    expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed' } | undefined>();
+    expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed' | 'guard-unavailable' | 'guard-timeout' | 'guard-unauthorized' | 'guard-session-lost' | 'guard-rejected' } | undefined>();
   });
 
   it('Qwen3GuardRequestOptions is JSON data: strings for the texts, no functions', () => {

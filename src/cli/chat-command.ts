@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { ModelMessage } from 'ai';
-import type { Qwen3Guard } from '../engine/guard.js';
+import type { LocalGuard } from '../engine/guard.js';
 import type { GuardOptions } from '../guard/options.js';
 import type { Qwen3GuardMetadata } from '../middleware/metadata-types.js';
 import type { PromptVerdictInfo, ResponseFlagInfo } from '../middleware/options.js';
@@ -135,8 +135,8 @@ export async function runChat(args: string[]): Promise<number> {
 
   process.stdout.write(paint(`Loading the guard ${parsed.model}...\n`, 'dim', colour));
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
-  const { Qwen3Guard } = await import('../engine/guard.js');
-  const guard: Qwen3Guard = await Qwen3Guard.load({ modelPath, gpu: parsed.gpu, threads: parsed.threads, maxSessions: 1 });
+  const { LocalGuard } = await import('../engine/guard.js');
+  const guard = await LocalGuard.load({ modelPath, gpu: parsed.gpu, threads: parsed.threads, maxSessions: 1 });
   const terminal = new ChatTerminal(process.stdout, process.stdin, paint('you> ', 'bold', colour));
   try {
     terminal.line(`Guard ${basename(parsed.model)} on ${guard.backend || 'cpu'} (${guard.threads} threads); chatting with ${parsed.chatModel} at ${parsed.baseURL}`);
@@ -148,7 +148,7 @@ export async function runChat(args: string[]): Promise<number> {
   }
 }
 
-async function chatLoop(args: ChatArgs, key: string, sdk: Awaited<ReturnType<typeof loadAiSdk>>, guard: Qwen3Guard, terminal: ChatTerminal, lines: Lines): Promise<number> {
+async function chatLoop(args: ChatArgs, key: string, sdk: Awaited<ReturnType<typeof loadAiSdk>>, guard: LocalGuard, terminal: ChatTerminal, lines: Lines): Promise<number> {
   /** The guard's own texts of this turn, to show set apart from the answer (they come as text deltas). */
   let refusal: string | null = null;
   let replacement: string | null = null;

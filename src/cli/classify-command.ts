@@ -77,8 +77,8 @@ export async function classify(args: ClassifyArgs): Promise<Classification | Gen
   if ((await detectVariantOfFile(modelPath).catch(() => 'unknown')) === 'gen') return classifyGen(modelPath, args);
 
   // Loaded here, not at the top: node-llama-cpp takes a while to import, and argument errors need not wait for it.
-  const { Qwen3Guard } = await import('../engine/guard.js');
-  const guard = await Qwen3Guard.load({ modelPath, threads: args.threads, gpu: 'auto', maxSessions: 1 });
+  const { LocalGuard } = await import('../engine/guard.js');
+  const guard = await LocalGuard.load({ modelPath, threads: args.threads, gpu: 'auto', maxSessions: 1 });
   try {
     const session = await guard.createSession();
     try {

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { CHAT_USAGE, CLASSIFY_USAGE, CommandError, CONVERT_USAGE, LIST_USAGE, MAIN_USAGE, PULL_USAGE, UsageError } from './args.js';
+import { provideLocalEngines } from '../local/provide.js';
 import { packageVersion } from './version.js';
+
+provideLocalEngines();
 
 const COMMANDS = {
   pull: { usage: PULL_USAGE, run: async (args: string[]) => (await import('./pull-command.js')).runPull(args) },

@@ -1,15 +1,18 @@
-import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaGpuType, type LlamaModel, type Token } from 'node-llama-cpp';
-import { resolveModelPath } from '../download/resolve-model.js';
+import { getLlama, type Llama, type LlamaContext, type LlamaGpuType, type LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp';
 import type { GuardLayout } from '../format/guard-metadata.js';
-import { parseOptions } from '../shared/validation.js';
+import { modelName } from '../format/model-name.js';
+import { SPECIAL_MARKERS, type Piece } from '../format/template.js';
 import { GuardModelError } from '../guard/errors.js';
+import { guardOptionsSchema, type GuardOptions, type ResolvedGuardOptions } from '../guard/options.js';
+import { STREAM_GUARD, type GuardInfo, type SessionOptions, type StreamGuard } from '../guard/stream-guard.js';
+import { parseOptions } from '../shared/validation.js';
+import { computeLane } from './compute-lane.js';
 import { readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
-import { guardLoadSchema, type GuardOptions, type ResolvedGuardOptions } from '../guard/options.js';
-import { computeLane } from './compute-lane.js';
 import { SequencePool } from './sequence-pool.js';
 import { GuardSession } from './session.js';
-import { SPECIAL_MARKERS, type Piece } from '../format/template.js';
+import type { SessionHost } from './session-host.js';
+import { zeroStats, type GuardStats } from './stats.js';
 import { TokenBytes } from './token-bytes.js';
 
 const llamas = new Map<string, Promise<Llama>>();
@@ -19,52 +22,30 @@ export function sharedLlama(options: Pick<ResolvedGuardOptions, 'gpu' | 'logLeve
   const key = `${String(options.gpu)}:${options.logLevel}`;
   let llama = llamas.get(key);
   if (!llama) {
-    llama = getLlama({
-      gpu: options.gpu,
-      build: 'never',
-      logLevel: options.logLevel as LlamaLogLevel,
-    });
+    llama = getLlama({ gpu: options.gpu, build: 'never', logLevel: options.logLevel as LlamaLogLevel });
     llamas.set(key, llama);
     llama.catch(() => llamas.delete(key));
   }
   return llama;
 }
 
-export interface GuardStats {
-  /** Tokens evaluated by the backbone (scaffold and background re-renders of finished turns included). */
-  evaluatedTokens: number;
-  /** Conversation tokens found in a kept sequence's KV cache instead of evaluated again. */
-  reusedTokens: number;
-  /** Response tokens evaluated ahead of their text's arrival being complete (`GuardSession.speculate`). */
-  speculatedTokens: number;
-  /** Speculated tokens that came out otherwise once the text was complete, and were erased. */
-  discardedTokens: number;
-  /** Response tokens scored. */
-  scoredTokens: number;
-  /** Evaluation calls of sessions (each one decode per batch; a long text is split to bound output memory). */
-  evaluations: number;
-  /** Tokens whose label came from a top-k that missed a pair (the value then reads 0); expected 0. */
-  inexactTokens: number;
-  /** Times a session's oldest tokens were dropped to fit the context. */
-  contextShifts: number;
-  /** KV cells moved by those shifts (a RoPE re-rotation of cached keys, not a re-evaluation). */
-  shiftedTokens: number;
-}
-
 /**
- * A loaded Qwen3Guard-Stream model: one model and one context shared by every session, each session on its
- * own sequence so that concurrent conversations are evaluated in the same decode batches.
+ * A Qwen3Guard-Stream model in this process (`Qwen3Guard.load`): one model and one context shared by every
+ * session, each session on its own sequence so that concurrent conversations are evaluated in the same decode
+ * batches.
  */
-export class Qwen3Guard {
-  /** Which Qwen3Guard this is (Qwen3GuardGen.variant is 'gen'). */
+export class LocalGuard implements StreamGuard, SessionHost {
+  readonly [STREAM_GUARD] = true as const;
   readonly variant = 'stream' as const;
-  readonly stats: GuardStats = { evaluatedTokens: 0, reusedTokens: 0, speculatedTokens: 0, discardedTokens: 0, scoredTokens: 0, evaluations: 0, inexactTokens: 0, contextShifts: 0, shiftedTokens: 0 };
+  readonly kind = 'local' as const;
+  readonly stats: GuardStats = zeroStats();
   /** @internal The sequences and the conversations their KV caches keep. */
   readonly pool: SequencePool;
-  private readonly specialIds = new Map<string, number>();
-  private disposed = false;
   /** Raw bytes of each vocabulary token, to map token spans to character offsets. */
   readonly tokenBytes: TokenBytes;
+  private readonly specialIds = new Map<string, number>();
+  readonly info: GuardInfo;
+  private disposed = false;
 
   private constructor(
     readonly options: ResolvedGuardOptions,
@@ -79,16 +60,25 @@ export class Qwen3Guard {
       if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);
       this.specialIds.set(marker, ids[0]);
     }
-    const tokens = (model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: readonly string[] } } }).tokenizer?.ggml?.tokens;
+    const metadata = model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: readonly string[] } }; general?: { name?: unknown } };
+    const tokens = metadata.tokenizer?.ggml?.tokens;
     if (!tokens) throw new GuardModelError(`${options.modelPath}: the GGUF has no tokenizer.ggml.tokens`);
     this.tokenBytes = new TokenBytes(tokens);
+    this.info = {
+      model: modelName('Stream', model.embeddingVectorSize, metadata.general?.name),
+      prompt: { risk: [...layout.query.riskLabels], categories: [...layout.query.categoryLabels] },
+      response: { risk: [...layout.response.riskLabels], categories: [...layout.response.categoryLabels] },
+      speculate: options.speculate,
+    };
   }
 
-  /** Loads a GGUF made by `qwen3guard convert`, or a model `qwen3guard pull` cached. Options are validated first; see `GuardOptions`. */
-  static async load(options: GuardOptions): Promise<Qwen3Guard> {
-    const parsed = parseOptions(guardLoadSchema, options, 'guard');
-    const modelPath = parsed.modelPath ?? (await resolveModelPath({ model: parsed.model!, cacheDir: parsed.cacheDir, pull: parsed.pull }));
-    const resolved: ResolvedGuardOptions = { ...parsed, modelPath };
+  /**
+   * Loads a GGUF made by `qwen3guard convert` from `modelPath` (`Qwen3Guard.load` also finds pulled models by
+   * name). Options are validated first; see `GuardOptions`.
+   */
+  static async load(options: GuardOptions & { modelPath: string }): Promise<LocalGuard> {
+    const parsed = parseOptions(guardOptionsSchema, options, 'guard');
+    const resolved: ResolvedGuardOptions = { ...parsed, modelPath: parsed.modelPath ?? options.modelPath };
     checkGgufFile(resolved.modelPath);
     const llama = await requireBackend(resolved.gpu, sharedLlama(resolved));
     const threads = resolved.threads ?? llama.cpuMathCores;
@@ -109,7 +99,7 @@ export class Qwen3Guard {
         experimentalKvCacheValueType: values,
         flashAttention: resolved.flashAttention ?? (llama.gpu === false || resolved.kvCacheType === 'f32' ? false : 'auto'),
       });
-      return new Qwen3Guard(resolved, model, context, layout, threads);
+      return new LocalGuard(resolved, model, context, layout, threads);
     } catch (error) {
       await model.dispose();
       throw error;
@@ -121,12 +111,16 @@ export class Qwen3Guard {
     return this.model.llama.gpu;
   }
 
+  async ready(): Promise<GuardInfo> {
+    return this.info;
+  }
+
   /**
    * Starts a session for one conversation; waits while all `maxSessions` sequences are in use (or throws a
    * GuardBusyError when `maxWaiting` sessions already wait). The session
    * takes, in `checkPrompt`, the sequence that kept the longest prefix of its conversation.
    */
-  async createSession(options: { signal?: AbortSignal } = {}): Promise<GuardSession> {
+  async createSession(options: SessionOptions = {}): Promise<GuardSession> {
     if (this.disposed) throw new Error('This Qwen3Guard was disposed');
     await this.pool.reserve(options.signal);
     return new GuardSession(this, this.pool);

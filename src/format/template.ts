@@ -1,4 +1,10 @@
-import type { GuardMessage } from '../guard/types.js';
+/** A conversation turn as the guard sees it. Content is plain text: markers in it stay text. */
+export interface GuardMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  /** Reasoning of an assistant turn after the last user turn (placed in the thinking block). */
+  reasoning?: string;
+}
 
 /**
  * The published Qwen3 chat template (tokenizer_config.json of Qwen3Guard-Stream), rendered as pieces: the

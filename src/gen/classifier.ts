@@ -1,11 +1,10 @@
 import type { DecisionMode } from '../policy/decision.js';
 import { validateMessages, GuardInputError } from '../guard/input-validation.js';
 import type { GuardMessage, RiskProbabilities } from '../guard/types.js';
-import { resolveModelPath } from '../download/resolve-model.js';
 import { RISK_LEVELS, type RiskLevel } from '../format/labels.js';
 import { parseOptions } from '../shared/validation.js';
 import type { GenBackend, GenSlot } from './backend.js';
-import { LocalGenBackend } from './local-backend.js';
+import { localGenLoader } from './local-engine.js';
 import { RemoteGenBackend } from './remote-backend.js';
 import type { RemoteGenOptions } from './remote-options.js';
 import { genLoadSchema, genOptionsSchema, type GenOptions, type ResolvedGenOptions } from './options.js';
@@ -50,10 +49,9 @@ export class Qwen3GuardGen {
 
   /** Loads a Qwen3Guard-Gen GGUF (made by `qwen3guard convert`/`pull`, or a community file). Options are validated first. */
   static async load(options: GenOptions): Promise<Qwen3GuardGen> {
-    const parsed = parseOptions(genLoadSchema, options, 'guard');
-    const modelPath = parsed.modelPath ?? (await resolveModelPath({ model: parsed.model!, cacheDir: parsed.cacheDir, pull: parsed.pull }));
-    const resolved: ResolvedGenOptions = { ...parsed, modelPath };
-    return new Qwen3GuardGen(resolved, await LocalGenBackend.load(resolved));
+    parseOptions(genLoadSchema, options, 'guard');
+    const loaded = await (await localGenLoader())(options);
+    return new Qwen3GuardGen(loaded.options, loaded.backend);
   }
 
   /** A classifier over another backend (a serving engine); `options` as for `load`, the model fields unused. */

@@ -74,8 +74,10 @@ export interface StreamGuard {
   readonly variant: 'stream';
   /** local: in this process; remote: a `qwen3guard serve`; sglang: a stock SGLang server with the heads applied here. */
   readonly kind: 'local' | 'remote' | 'sglang';
-  /** Resolves once the guard can be used: at once for a local guard; a remote one asks its server (and again after a failure). */
-  info(options?: { signal?: AbortSignal }): Promise<GuardInfo>;
+  /** What the guard is, once known: at once for a local guard; a remote one knows it once `ready` resolved. */
+  readonly info: GuardInfo | null;
+  /** Resolves with `info` once the guard can be used: a remote guard asks its server (and again after a failure). */
+  ready(options?: { signal?: AbortSignal }): Promise<GuardInfo>;
   /** Starts a session for one conversation. */
   createSession(options?: SessionOptions): Promise<StreamGuardSession>;
   /** Token work of every session so far. */

@@ -1,14 +1,7 @@
 import type { RiskLevel } from '../format/labels.js';
+import type { GuardMessage } from '../format/template.js';
 
-export type { RiskLevel };
-
-/** A conversation turn as the guard sees it. Content is plain text: markers in it stay text. */
-export interface GuardMessage {
-  role: 'system' | 'user' | 'assistant' | 'tool';
-  content: string;
-  /** Reasoning of an assistant turn after the last user turn (placed in the thinking block). */
-  reasoning?: string;
-}
+export type { GuardMessage, RiskLevel };
 
 export type RiskProbabilities = Record<RiskLevel, number>;
 

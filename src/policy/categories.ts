@@ -1,4 +1,4 @@
-import type { GuardLayout } from '../format/guard-metadata.js';
+import type { GuardInfo } from '../guard/stream-guard.js';
 import { listOf, OptionsError } from '../shared/validation.js';
 import type { PromptPolicyInput, ResponsePolicyInput } from './schema.js';
 
@@ -29,15 +29,15 @@ function suggest(name: string, valid: readonly string[]): string | undefined {
 }
 
 /** What is wrong with each name `head`'s policy gives that the guard's `head` labels lack. */
-function problems(categories: Record<string, unknown> | undefined, head: 'prompt' | 'response', layout: GuardLayout, prefix: string): string[] {
-  const valid = head === 'prompt' ? layout.query.categoryLabels : layout.response.categoryLabels;
+function problems(categories: Record<string, unknown> | undefined, head: 'prompt' | 'response', info: GuardInfo, prefix: string): string[] {
+  const valid = info[head].categories;
   const names = `the guard's ${head} categories are ${listOf(valid)}`;
   return Object.keys(categories ?? {})
     .filter((name) => !valid.includes(name))
     .map((name) => {
       const field = `${prefix}${head}.categories`;
       // Jailbreak: the query head's own label, which the response head never emits.
-      if (head === 'response' && layout.query.categoryLabels.includes(name)) {
+      if (head === 'response' && info.prompt.categories.includes(name)) {
         return `${field}: '${name}' is a prompt category (the response head has no such label), set it in ${prefix}prompt.categories; ${names}`;
       }
       const guess = suggest(name, valid);
@@ -49,7 +49,7 @@ function problems(categories: Record<string, unknown> | undefined, head: 'prompt
  * Checks the category names of a prompt and a response policy against the guard's labels (a name the guard
  * never emits would silently do nothing). `prefix` names where the policies came from.
  */
-export function checkCategories(layout: GuardLayout, policies: { prompt?: PromptPolicyInput; response?: ResponsePolicyInput }, prefix = ''): void {
-  const found = [...problems(policies.prompt?.categories, 'prompt', layout, prefix), ...problems(policies.response?.categories, 'response', layout, prefix)];
+export function checkCategories(info: GuardInfo, policies: { prompt?: PromptPolicyInput; response?: ResponsePolicyInput }, prefix = ''): void {
+  const found = [...problems(policies.prompt?.categories, 'prompt', info, prefix), ...problems(policies.response?.categories, 'response', info, prefix)];
   if (found.length) throw new OptionsError(`Invalid options: ${found.join('; ')}`);
 }

@@ -121,6 +121,11 @@ export const requestOverrideSchema = z
       })
       .optional(),
     fail: z.enum(['closed', 'open']).optional(),
+    /**
+     * The app's own id of the conversation (a chat id): a remote guard keeps the turns of one conversation on
+     * one server by it, and telemetry reports it as `gen_ai.conversation.id`. Never derived from the text.
+     */
+    conversationId: z.string().min(1).max(256).optional(),
   })
   .strict();
 

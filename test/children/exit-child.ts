@@ -4,11 +4,11 @@
  * timer, socket or handle of ours is left behind. argv[2]: the GGUF; argv[3]: 'dispose' to dispose the guard.
  */
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
-import { Qwen3Guard } from '../../src/engine/guard.js';
+import { LocalGuard } from '../../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../../src/index.js';
 import { scriptedModel, split } from '../fixtures/scripted-model.js';
 
-const guard = await Qwen3Guard.load({ modelPath: process.argv[2], gpu: false, threads: 2, contextSize: 1024, maxSessions: 2 });
+const guard = await LocalGuard.load({ modelPath: process.argv[2], gpu: false, threads: 2, contextSize: 1024, maxSessions: 2 });
 const middleware = qwen3GuardMiddleware({ guard }) as LanguageModelMiddleware;
 const broken = qwen3GuardMiddleware({ modelPath: '/nonexistent/guard.gguf', onError: () => undefined }) as LanguageModelMiddleware;
 const SAFE = 'The weather is lovely today, so we walked along the river.';

@@ -1,0 +1,33 @@
+// What every build exports: the middleware, the guard interface, Gen, and the types. Runtime-neutral code only
+// (no node: built-ins, no native modules); the Node entry point adds the local engines and the converter.
+export { Qwen3Guard } from './qwen3guard.js';
+export type { LocalGuard } from './engine/guard.js';
+export type { GuardSession } from './engine/session.js';
+export type { GuardStats } from './engine/stats.js';
+export type { StreamGuard, StreamGuardSession, GuardInfo, HeadLabels, SessionOptions, TokenCounts } from './guard/stream-guard.js';
+export { isStreamGuard } from './guard/stream-guard.js';
+export { RemoteGuard } from './remote/remote-guard.js';
+export type { RemoteGuardOptions } from './remote/options.js';
+export { type GuardOptions } from './guard/options.js';
+export { GuardModelError, GuardBusyError, RemoteGuardError, type RemoteFailureCode } from './guard/errors.js';
+export { GuardInputError } from './guard/input-validation.js';
+export { decideResponse, type DecisionMode, type DecisionOptions, type LabeledToken, type ResponseDecision } from './policy/decision.js';
+export type { GuardMessage, PromptVerdict, ResponsePart, RiskLevel, RiskProbabilities, TokenVerdict } from './guard/types.js';
+export { OptionsError } from './shared/validation.js';
+export { qwen3GuardMiddleware } from './middleware/qwen3guard-middleware.js';
+export type { Qwen3GuardMiddlewareOptions, PromptVerdictInfo, ResponseFlagInfo, ResponseVerdictInfo, GuardErrorInfo, InterventionInfo, GenVerdictInfo } from './middleware/options.js';
+export type { Action, CategoryActions, PromptPolicyInput, ResponsePolicyInput, Qwen3GuardRequestOptions, RequestOverride } from './policy/schema.js';
+export { PROMPT_CATEGORIES, RESPONSE_CATEGORIES, type PromptCategory, type ResponseCategory } from './format/labels.js';
+export type { GuardErrorCode, Qwen3GuardMetadata, Qwen3GuardFlagMetadata, Qwen3GuardInterventionMetadata, Qwen3GuardGenMetadata } from './middleware/metadata-types.js';
+export { DEFAULT_INTERVENTION, type FlaggedSpan, type PolicyFunction } from './policy/resolve.js';
+export { Qwen3GuardGen } from './gen/classifier.js';
+export type { GenOptions } from './gen/options.js';
+export type { GenVerdict, GenResponseVerdict } from './gen/types.js';
+export type { GenBackend, GenSlot, GenStats } from './gen/backend.js';
+export { GenRemoteError, RemoteGenBackend } from './gen/remote-backend.js';
+export type { RemoteGenOptions } from './gen/remote-options.js';
+export { renderGen, type GenTask } from './gen/template.js';
+export { GEN_CATEGORY_MAP, GEN_PROMPT_CATEGORIES, GEN_RESPONSE_CATEGORIES, type GenCategoryName } from './gen/categories.js';
+export { parseGenOutput, categoryGrammar, GenOutputError, type GenOutput } from './gen/output.js';
+export { detectVariant, type GuardVariant } from './format/variant.js';
+export type { Piece } from './format/template.js';
