@@ -6,20 +6,10 @@ import { failClosedAction, type Action } from '../policy/schema.js';
 import { describeValue, OptionsError } from '../shared/validation.js';
 import type { Qwen3GuardGenMetadata, Qwen3GuardMetadata } from './metadata-types.js';
 import type { GenVerdictInfo, GuardErrorInfo } from './options.js';
-import { safeCall } from './prompt-check.js';
+import { safeCall } from './callbacks.js';
+import { genFailed } from './failures.js';
+import { CONTENT_FILTER, textBlock, type FinishPart } from './stream-parts.js';
 
-type FinishPart = Extract<LanguageModelV4StreamPart, { type: 'finish' }>;
-
-const genFailures = new WeakSet<object>();
-
-/** Whether `error` is a failure of the Gen classifier (its load, a remote error, its output): metadata code 'gen-failed'. */
-export const isGenFailure = (error: unknown): boolean => typeof error === 'object' && error !== null && genFailures.has(error);
-
-function genFailed(error: unknown): Error {
-  const marked = error instanceof Error ? error : new Error(`the Gen classifier failed with ${describeValue(error)}`);
-  genFailures.add(marked);
-  return marked;
-}
 
 /**
  * The middleware's Gen classifier, given or awaited once from a promise. A rejected promise (or one that does
@@ -133,7 +123,6 @@ function replacementText(policy: ResolvedResponsePolicy, action: Action, outcome
 }
 
 const stops = (action: Action) => action === 'rewrite' || action === 'abort' || action === 'redact';
-const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
 const GEN_TEXT_ID = 'qwen3guard-gen';
 
 /**
@@ -164,11 +153,7 @@ export function genStream(upstream: ReadableStream<LanguageModelV4StreamPart>, c
         // Held, so nothing of the answer went out: the replacement (if any) is the whole answer.
         held.length = 0;
         const text = replacementText(context.policy, action, outcome!, answer);
-        if (text) {
-          controller.enqueue({ type: 'text-start', id: GEN_TEXT_ID });
-          controller.enqueue({ type: 'text-delta', id: GEN_TEXT_ID, delta: text });
-          controller.enqueue({ type: 'text-end', id: GEN_TEXT_ID });
-        }
+        if (text) for (const block of textBlock(GEN_TEXT_ID, text)) controller.enqueue(block);
         controller.enqueue({ ...part, finishReason: CONTENT_FILTER, providerMetadata: withGen(part.providerMetadata, outcome, action) });
       },
     }),

@@ -1,14 +1,14 @@
 import type { LanguageModelV4Content, LanguageModelV4GenerateResult } from '@ai-sdk/provider';
 import { failClosedAction } from '../policy/schema.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
-import { EMPTY_USAGE } from './guarded-stream.js';
+import { CONTENT_FILTER, EMPTY_USAGE } from './stream-parts.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
 import type { ModerationContext } from './options.js';
 import type { TextRange } from './output-queue.js';
-import { safeCall, type PromptCheck } from './prompt-check.js';
+import { safeCall } from './callbacks.js';
+import type { PromptCheck } from './prompt-check.js';
 import { ResponseModeration } from './response-moderation.js';
 
-const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
 
 /** The generate result for a blocked prompt: the refusal (rewrite) or nothing (abort). */
 export function blockedResult(check: PromptCheck, refusal: string, policy: ResolvedResponsePolicy): LanguageModelV4GenerateResult {
@@ -40,7 +40,7 @@ export async function moderateGenerated(context: ModerationContext, check: Promp
       failure = error;
       safeCall(context.onError, error, { phase: 'response', fail: context.fail });
     },
-  });
+  }, check.guard?.info.speculate ?? false);
   try {
     // Reasoning first (the thinking position), then the answer, as the template orders them.
     const ranges = new Map<LanguageModelV4Content, TextRange>();

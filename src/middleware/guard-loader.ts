@@ -1,6 +1,8 @@
-import { Qwen3Guard } from '../engine/guard.js';
+import { localGuardLoader } from '../guard/local-engine.js';
+import { isStreamGuard, type GuardInfo, type StreamGuard } from '../guard/stream-guard.js';
 import { checkCategories } from '../policy/categories.js';
 import { describeValue, OptionsError } from '../shared/validation.js';
+import { markLoadFailure } from './failures.js';
 import type { ResolvedMiddlewareOptions } from './options.js';
 
 /** When a failed load is tried again: base, doubled per failure, capped. Internal (tests move the clock). */
@@ -11,22 +13,26 @@ export interface RetryOptions {
   now?: () => number;
 }
 
-const loadFailures = new WeakSet<object>();
-
-/** Whether `error` is why the guard could not be loaded (metadata gives it its own code). */
-export const isLoadFailure = (error: unknown): boolean => typeof error === 'object' && error !== null && loadFailures.has(error);
+/** A guard that can be used, with what it is. */
+export interface ReadyGuard {
+  guard: StreamGuard;
+  info: GuardInfo;
+}
 
 const asError = (reason: unknown) => (reason instanceof Error ? reason : new Error(`the guard promise rejected with ${describeValue(reason)}`));
 
 /**
- * The guard, once: given, awaited from a promise, or loaded from `modelPath` or `model` on first use. A failed load is
- * retried with backoff by a later request (requests meanwhile fail at once with the same error); a failure
- * retrying cannot fix (a rejected promise, category names the guard lacks) is kept. Without `onError`, each
- * distinct cause is logged once with console.warn.
+ * The guard, once: given, awaited from a promise, or loaded from `modelPath` or `model` on first use; a remote
+ * guard is asked what it is on first use. A failed load (or a server that did not answer) is retried with
+ * backoff by a later request (requests meanwhile fail at once with the same error); a failure retrying cannot
+ * fix (a rejected promise, category names the guard lacks) is kept. Without `onError`, each distinct cause is
+ * logged once with console.warn.
  */
 export class GuardLoader {
-  private guard: Qwen3Guard | null = null;
-  private loading: Promise<Qwen3Guard> | null = null;
+  private ready: ReadyGuard | null = null;
+  /** A guard given (or resolved from a promise) that is not ready yet: a remote one to ask. */
+  private given: StreamGuard | null = null;
+  private loading: Promise<ReadyGuard> | null = null;
   private failure: { error: Error; retryAt: number } | null = null;
   private attempts = 0;
   private readonly warned = new Set<string>();
@@ -42,54 +48,69 @@ export class GuardLoader {
     this.maxMs = retry.maxMs ?? 60_000;
     this.now = retry.now ?? (() => performance.now());
     const given = options.guard;
-    if (given instanceof Qwen3Guard) this.guard = this.accept(given);
-    // A promise is handled now, so that its rejection is never unhandled before the first request.
-    else if (given) this.start(Promise.resolve(given), false);
+    if (isStreamGuard(given)) {
+      this.given = given;
+      // A local guard knows its labels now: bad category names throw at creation.
+      if (given.info) this.ready = this.accept(given, given.info);
+    } else if (given) {
+      // A promise is handled now, so that its rejection is never unhandled before the first request.
+      this.start(
+        Promise.resolve(given).then((guard) => {
+          if (!isStreamGuard(guard)) throw new OptionsError(`Invalid options: guard: the promise resolved to ${describeValue(guard)}, expected a Qwen3Guard (from Qwen3Guard.load or Qwen3Guard.remote)`);
+          this.given = guard;
+          return guard.info ? this.accept(guard, guard.info) : this.connect(guard);
+        }),
+        true,
+      );
+    }
   }
 
-  /** The guard when it is loaded and usable. */
-  get loaded(): Qwen3Guard | null {
-    return this.guard;
+  /** The guard when it is usable. */
+  get loaded(): ReadyGuard | null {
+    return this.ready;
   }
 
-  get(): Promise<Qwen3Guard> {
-    if (this.guard) return Promise.resolve(this.guard);
+  get(): Promise<ReadyGuard> {
+    if (this.ready) return Promise.resolve(this.ready);
     if (this.loading) return this.loading;
     if (this.failure && this.now() < this.failure.retryAt) return Promise.reject(this.failure.error);
-    return this.start(Qwen3Guard.load({ ...this.options.guardOptions, modelPath: this.options.modelPath, model: this.options.model }), true);
+    if (this.given) return this.start(this.connect(this.given), false);
+    const load = localGuardLoader('qwen3GuardMiddleware({ modelPath | model })').then((loader) => loader({ ...this.options.guardOptions, modelPath: this.options.modelPath, model: this.options.model }));
+    // A guard loaded here that the policies cannot use (category names) is disposed again.
+    const connected = load.then((guard) => this.connect(guard).catch(async (error: unknown) => Promise.reject(await guard.dispose().then(() => error, () => error))));
+    return this.start(connected, false);
   }
 
-  private start(load: Promise<Qwen3Guard>, owned: boolean): Promise<Qwen3Guard> {
+  private async connect(guard: StreamGuard): Promise<ReadyGuard> {
+    return this.accept(guard, await guard.ready());
+  }
+
+  /** `permanent`: a failure is kept (a rejected promise), not retried. */
+  private start(load: Promise<ReadyGuard>, permanent: boolean): Promise<ReadyGuard> {
     const loading = load
-      .then(async (guard) => {
-        try {
-          this.guard = this.accept(guard);
-        } catch (error) {
-          if (owned) await guard.dispose().catch(() => undefined);
-          throw error;
-        }
+      .then((ready) => {
+        this.ready = ready;
         this.failure = null;
         this.loading = null;
-        return guard;
+        return ready;
       })
       .catch((reason: unknown) => {
         this.loading = null;
-        throw this.failed(asError(reason), !owned);
+        throw this.failed(asError(reason), permanent);
       });
     this.loading = loading;
     loading.catch(() => undefined); // requests get the error; the warning reports it
     return loading;
   }
 
-  /** A guard is usable when it is one and knows every category the policies name. */
-  private accept(guard: unknown): Qwen3Guard {
-    if (!(guard instanceof Qwen3Guard)) throw new OptionsError(`Invalid options: guard: the promise resolved to ${describeValue(guard)}, expected a Qwen3Guard (from Qwen3Guard.load)`);
-    checkCategories(guard.layout, this.options, 'qwen3GuardMiddleware.');
-    return guard;
+  /** A guard is usable when it knows every category the policies name. */
+  private accept(guard: StreamGuard, info: GuardInfo): ReadyGuard {
+    checkCategories(info, this.options, 'qwen3GuardMiddleware.');
+    return { guard, info };
   }
 
   private failed(error: Error, permanent: boolean): Error {
-    loadFailures.add(error);
+    markLoadFailure(error);
     this.attempts++;
     const final = permanent || error instanceof OptionsError;
     const delay = Math.min(this.baseMs * 2 ** (this.attempts - 1), this.maxMs);

@@ -4,19 +4,15 @@ import type { FlagEvent } from '../policy/run-tracker.js';
 import { failClosedAction, type Action } from '../policy/schema.js';
 import { ContinuationSplice, continuationPrompt } from './intervention.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
-import type { Qwen3GuardInterventionMetadata } from './metadata-types.js';
+import { InterventionRecord } from './intervention-record.js';
 import type { ModerationContext } from './options.js';
 import { OutputQueue } from './output-queue.js';
-import { blocksRequest, safeCall, type PromptCheck } from './prompt-check.js';
+import { safeCall } from './callbacks.js';
+import { blocksRequest, type PromptCheck } from './prompt-check.js';
 import { ResponseModeration } from './response-moderation.js';
+import { CONTENT_FILTER, EMPTY_USAGE, readParts, textBlock, type FinishPart } from './stream-parts.js';
+import { routeToolPart } from './tool-input.js';
 
-type FinishPart = Extract<LanguageModelV4StreamPart, { type: 'finish' }>;
-
-export const EMPTY_USAGE: LanguageModelV4Usage = {
-  inputTokens: { total: undefined, noCache: undefined, cacheRead: undefined, cacheWrite: undefined },
-  outputTokens: { total: undefined, text: undefined, reasoning: undefined },
-};
-const CONTENT_FILTER = { unified: 'content-filter', raw: 'qwen3guard' } as const;
 const REWRITE_ID = 'qwen3guard-rewrite';
 
 export interface GuardedStreamContext extends ModerationContext {
@@ -55,7 +51,7 @@ export class GuardedStream {
   private intervening = false;
   private finishing: Promise<void> | null = null;
   private attemptAbort: AbortController | null = null;
-  private intervention: (Qwen3GuardInterventionMetadata & { since: number | null }) | null = null;
+  private intervention: InterventionRecord | null = null;
   private readonly splices: ContinuationSplice[] = [];
   /** Text sent downstream, by part: the partial response a continuation goes on from. */
   private readonly shown: Record<ResponsePart, string> = { reasoning: '', answer: '' };
@@ -80,23 +76,11 @@ export class GuardedStream {
   }
 
   private async readUpstream(reader: ReadableStreamDefaultReader<LanguageModelV4StreamPart>, attempt: number, splice: ContinuationSplice | null): Promise<void> {
-    let finished = false;
     const live = () => this.state !== 'closed' && attempt === this.attempt;
-    const take = (part: LanguageModelV4StreamPart) => {
-      finished ||= part.type === 'finish';
-      // Before the prompt verdict every part queues, in order (the synthetic finish too).
-      if (this.state === 'waiting') this.early.push(part);
-      else this.route(part);
-    };
+    // Before the prompt verdict every part queues, in order (the synthetic finish too).
+    const take = (part: LanguageModelV4StreamPart) => (this.state === 'waiting' ? this.early.push(part) : this.route(part));
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (!live()) return;
-        for (const part of splice ? splice.map(value) : [value]) take(part);
-      }
-      // The upstream ended without a finish part: finish as "other".
-      if (live() && !finished) take({ type: 'finish', usage: EMPTY_USAGE, finishReason: { unified: 'other', raw: undefined } });
+      await readParts(reader, live, (part) => (splice ? splice.map(part) : [part]), take);
     } catch (error) {
       if (!live()) return;
       this.close();
@@ -113,11 +97,12 @@ export class GuardedStream {
     if (blocksRequest(check)) return this.stopForPrompt(check);
     if (!check.session) this.bypass = true; // failing open: the guard is unavailable for this request
     else {
-      this.moderation = new ResponseModeration(check.session, this.context.policy, {
-        onChange: () => this.onChange(),
-        onFlag: (event) => this.onFlag(event),
-        onError: (error) => this.onGuardError(error),
-      });
+      this.moderation = new ResponseModeration(
+        check.session,
+        this.context.policy,
+        { onChange: () => this.onChange(), onFlag: (event) => this.onFlag(event), onError: (error) => this.onGuardError(error) },
+        check.guard?.info.speculate ?? false,
+      );
     }
     this.state = 'streaming';
     this.queue.openGate();
@@ -143,38 +128,12 @@ export class GuardedStream {
       this.queue.push({ part, range: moderation.append('answer', part.delta) });
     } else if (moderation && part.type === 'reasoning-delta' && policy.reasoning) {
       this.queue.push({ part, range: moderation.append('reasoning', part.delta) });
-    } else if (moderation && policy.toolInput && this.routeTool(moderation, part)) {
+    } else if (moderation && policy.toolInput && routeToolPart(this.queue, moderation, part)) {
       // held whole until its input is confirmed
     } else {
       this.queue.push({ part });
     }
     this.queue.release();
-  }
-
-  /** Tool calls, when their input is moderated: the input joins the answer text after a line break. */
-  private routeTool(moderation: ResponseModeration, part: LanguageModelV4StreamPart): boolean {
-    const tool = this.queue.currentTool();
-    if (part.type === 'tool-input-start') {
-      const at = moderation.startToolInput();
-      this.queue.openTool(part, { part: 'answer', start: at, end: at });
-    } else if (part.type === 'tool-input-delta' && tool) {
-      tool.parts.push(part);
-      tool.range.end = moderation.append('answer', part.delta).end;
-    } else if (part.type === 'tool-input-end' && tool) {
-      tool.parts.push(part);
-    } else if (part.type === 'tool-call') {
-      if (tool && tool.parts[0].type === 'tool-input-start' && tool.parts[0].id === part.toolCallId) {
-        tool.parts.push(part);
-        tool.complete = true;
-      } else {
-        // A call without streamed input: moderate its input as a whole.
-        const at = moderation.startToolInput();
-        const range = moderation.append('answer', part.input);
-        this.queue.openTool(part, { part: 'answer', start: at, end: range.end });
-        this.queue.currentTool()!.complete = true;
-      }
-    } else return false;
-    return true;
   }
 
   private onChange(): void {
@@ -196,7 +155,7 @@ export class GuardedStream {
     const moderation = this.moderation!;
     const { policy, continuation } = this.context;
     const span = moderation.span(event);
-    const info = (this.intervention ??= { attempts: 0, tokensDiscarded: 0, extraTokens: 0, extraMs: 0, outcome: 'continued', since: null });
+    const info = (this.intervention ??= new InterventionRecord());
     const report = (next: 'continue' | 'rewrite' | 'abort', tokensDiscarded: number) =>
       safeCall(this.context.onIntervention, {
         attempt: info.attempts + (next === 'continue' ? 0 : 1),
@@ -209,13 +168,13 @@ export class GuardedStream {
         latencyMs: performance.now() - this.context.startedAt,
       });
     if (!continuation || info.attempts >= policy.attempts) {
-      info.outcome = `fallback-${policy.fallback}`;
+      info.fellBack(policy.fallback);
       report(policy.fallback, 0);
       return this.stopResponse(policy.fallback, span);
     }
     this.intervening = true;
     this.attempt++;
-    info.since ??= performance.now();
+    info.stalled();
     const reason = new Error('qwen3guard: response rolled back (continue)');
     this.attemptAbort?.abort(reason);
     void this.reader.cancel(reason).catch(() => undefined);
@@ -225,9 +184,7 @@ export class GuardedStream {
       await this.finishing;
       this.finishing = null;
       const dropped = await moderation.rollback(keep);
-      info.attempts++;
-      info.tokensDiscarded += dropped;
-      info.extraTokens += dropped;
+      info.rolledBack(dropped);
       report('continue', dropped);
     } catch (error) {
       // The guard could not roll back: a guard failure, stopped whatever `fail` says (the upstream is gone).
@@ -235,7 +192,7 @@ export class GuardedStream {
       if (this.isClosed()) return;
       this.failure = error;
       safeCall(this.context.onError, error, { phase: 'response', fail: this.context.fail });
-      info.outcome = `fallback-${policy.fallback}`;
+      info.fellBack(policy.fallback);
       return this.stopResponse(policy.fallback, span);
     }
     if (this.isClosed()) return;
@@ -256,7 +213,9 @@ export class GuardedStream {
       void stream.cancel(reason).catch(() => undefined);
       return;
     }
-    const splice = new ContinuationSplice({ attempt: info.attempts, open: this.queue.keepOpenBlocks(), repeat: policy.continuation === 'quote' ? partial : null });
+    // A stripped repeat was waited for too: its tokens count as extra (the guard's tokenizer counts them).
+    const onStripped = (text: string) => void moderation.countTokens(text).then((n) => (info.extraTokens += n), () => undefined);
+    const splice = new ContinuationSplice({ attempt: info.attempts, open: this.queue.keepOpenBlocks(), repeat: policy.continuation === 'quote' ? partial : null, onStripped });
     this.splices.push(splice);
     this.reader = stream.getReader();
     this.upstreamFinish = null;
@@ -270,11 +229,7 @@ export class GuardedStream {
     const delta = part.type === 'text-delta' ? 'answer' : part.type === 'reasoning-delta' ? 'reasoning' : null;
     if (delta) {
       this.shown[delta] += (part as { delta: string }).delta;
-      const info = this.intervention;
-      if (info?.since != null && !this.intervening) {
-        info.extraMs += performance.now() - info.since;
-        info.since = null;
-      }
+      if (!this.intervening) this.intervention?.moved();
     }
     this.controller.enqueue(part);
   }
@@ -334,7 +289,7 @@ export class GuardedStream {
   private stopResponse(action: Action, span: ReturnType<ResponseModeration['span']> | null): void {
     if (this.state === 'closed' || this.state === 'waiting') return;
     this.intervening = false;
-    if (this.intervention && !this.intervention.outcome.startsWith('fallback')) this.intervention.outcome = 'aborted';
+    this.intervention?.stoppedOtherwise();
     const reason = new Error(`qwen3guard: response stopped (${action})`);
     this.abortUpstream(reason);
     this.attemptAbort?.abort(reason);
@@ -354,29 +309,16 @@ export class GuardedStream {
 
   private emitText(text: string): void {
     if (!text) return;
-    this.controller.enqueue({ type: 'text-start', id: REWRITE_ID });
-    this.controller.enqueue({ type: 'text-delta', id: REWRITE_ID, delta: text });
-    this.controller.enqueue({ type: 'text-end', id: REWRITE_ID });
+    for (const part of textBlock(REWRITE_ID, text)) this.controller.enqueue(part);
   }
 
   private finishWith(finishReason: FinishPart['finishReason'], usage: LanguageModelV4Usage, providerMetadata: FinishPart['providerMetadata']): void {
     if (this.state === 'closed') return;
-    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure, intervention: this.interventionMetadata() });
+    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure, intervention: this.intervention?.metadata() ?? null });
     this.controller.enqueue({ type: 'finish', finishReason, usage, providerMetadata: { ...providerMetadata, qwen3guard: metadata } });
     if (this.moderation) safeCall(this.context.onResponseVerdict, verdictInfo(this.moderation, this.context.startedAt));
     this.close();
     this.controller.close();
-  }
-
-  /** The intervention so far, with the time still standing and the stripped repeats counted. */
-  private interventionMetadata(): Qwen3GuardInterventionMetadata | null {
-    const info = this.intervention;
-    if (!info) return null;
-    const { since, ...metadata } = info;
-    if (since !== null) metadata.extraMs += performance.now() - since;
-    const guard = this.check?.session?.guard;
-    for (const splice of this.splices) if (splice.stripped && guard) metadata.extraTokens += guard.tokenizeText(splice.stripped).length;
-    return metadata;
   }
 
   private cancel(reason: unknown): Promise<void> {

@@ -38,6 +38,8 @@ export interface ContinuationOptions {
   open: Partial<Record<BlockType, string>>;
   /** quote: the released text that a continuation may start by repeating (stripped), joined with a space if needed. */
   repeat: PartialResponse | null;
+  /** Hears of the text stripped as a repeat, once. */
+  onStripped?: (text: string) => void;
 }
 
 /**
@@ -96,6 +98,7 @@ export class ContinuationSplice {
     this.buffer = '';
     if (candidate.startsWith(strip.target)) {
       this.stripped = text.slice(0, text.length - candidate.length + strip.target.length);
+      this.options.onStripped?.(this.stripped);
       return [candidate.slice(strip.target.length)].filter(Boolean);
     }
     return [joined(strip.released, text)];

@@ -1,6 +1,12 @@
+import type { RemoteFailureCode } from '../guard/errors.js';
 import type { ResponsePart, RiskLevel, RiskProbabilities } from '../guard/types.js';
 import type { Action } from '../policy/schema.js';
-import type { GuardErrorCode } from './metadata.js';
+
+/**
+ * What `providerMetadata.qwen3guard.error.code` says went wrong. Metadata reaches browsers: it names the kind of
+ * failure, never the error's text (server paths, internals); `onError` gets the error itself.
+ */
+export type GuardErrorCode = 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed' | RemoteFailureCode;
 
 // Type aliases, not interfaces: only these are assignable to the AI SDK's JSONObject (an index signature).
 

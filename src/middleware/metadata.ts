@@ -1,9 +1,7 @@
 import { decideResponse, type ResponseDecision } from '../policy/decision.js';
-import { GuardBusyError } from '../guard/errors.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import type { Action } from '../policy/schema.js';
-import { isGenFailure } from './gen-check.js';
-import { isLoadFailure } from './guard-loader.js';
+import { errorCode } from './failures.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import type { Qwen3GuardInterventionMetadata, Qwen3GuardMetadata } from './metadata-types.js';
 import type { ResponseFlagInfo, ResponseVerdictInfo } from './options.js';
@@ -60,18 +58,6 @@ export interface MetadataInput {
   leakedChars: number;
   error?: unknown;
   intervention?: Qwen3GuardInterventionMetadata | null;
-}
-
-/**
- * What `providerMetadata.qwen3guard.error.code` says went wrong. Metadata reaches browsers: it names the kind of
- * failure, never the error's text (server paths, internals); `onError` gets the error itself.
- */
-export type GuardErrorCode = 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed';
-
-function errorCode(failure: unknown, policyFailed: boolean): GuardErrorCode | null {
-  if (isGenFailure(failure)) return 'gen-failed';
-  if (failure !== undefined) return isLoadFailure(failure) ? 'guard-load-failed' : failure instanceof GuardBusyError ? 'guard-busy' : 'guard-failed';
-  return policyFailed ? 'policy-function-failed' : null;
 }
 
 /** `providerMetadata.qwen3guard` of the finish part: what the guard decided and did, JSON only. */

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { Qwen3Guard } from '../engine/guard.js';
 import { Qwen3GuardGen } from '../gen/classifier.js';
 import type { GenResponseVerdict } from '../gen/types.js';
 import { guardOptionsSchema } from '../guard/options.js';
+import { isStreamGuard, type StreamGuard } from '../guard/stream-guard.js';
 import type { ResponseDecision } from '../policy/decision.js';
 import type { PromptVerdict, ResponsePart, RiskLevel } from '../guard/types.js';
 import { promptPolicySchema, responsePolicySchema, type Action, type PromptPolicyInput, type ResponsePolicyInput } from '../policy/schema.js';
@@ -114,13 +114,13 @@ export const genMiddlewareSchema = z
   .strict()
   .refine((g) => g.prompt || g.response !== 'off', { message: "gen checks nothing: set prompt: true, or response: 'report' or 'hold'" });
 
-const guardInstance = z.custom<Qwen3Guard | Promise<Qwen3Guard>>((v) => v instanceof Qwen3Guard || v instanceof Promise, {
-  message: 'expected a Qwen3Guard (from Qwen3Guard.load) or a promise of one',
+const guardInstance = z.custom<StreamGuard | Promise<StreamGuard>>((v) => isStreamGuard(v) || v instanceof Promise, {
+  message: 'expected a Qwen3Guard (from Qwen3Guard.load or Qwen3Guard.remote) or a promise of one',
 });
 
 export const middlewareOptionsSchema = z
   .object({
-    /** A loaded guard, shared by every wrapped model and request. */
+    /** A guard (local or remote), shared by every wrapped model and request. */
     guard: guardInstance.optional(),
     /** Or a GGUF path, loaded once on first use. */
     modelPath: z.string().min(1).optional(),

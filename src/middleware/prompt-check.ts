@@ -1,16 +1,19 @@
-import type { Qwen3Guard } from '../engine/guard.js';
-import type { GuardSession } from '../engine/session.js';
+import type { StreamGuardSession } from '../guard/stream-guard.js';
 import type { GuardMessage, PromptVerdict } from '../guard/types.js';
 import { actionFor, type ResolvedPromptPolicy } from '../policy/resolve.js';
 import { failClosedAction, STOP_ACTIONS, type Action } from '../policy/schema.js';
 import { genPromptVerdict, type GenLoader } from './gen-check.js';
+import { safeCall } from './callbacks.js';
+import type { ReadyGuard } from './guard-loader.js';
 import type { GuardErrorInfo, PromptVerdictInfo } from './options.js';
 import { promptKey } from './prompt-messages.js';
 import type { LruCache } from './verdict-cache.js';
 
 export interface PromptCheck {
   /** The session holding the conversation, ready for the response (null when the guard failed). */
-  session: GuardSession | null;
+  session: StreamGuardSession | null;
+  /** The Stream guard the session runs on (null with Gen alone, or when it failed). */
+  guard: ReadyGuard | null;
   verdict: PromptVerdict | null;
   action: Action;
   cached: boolean;
@@ -22,7 +25,7 @@ export interface PromptCheck {
 
 export interface PromptCheckContext {
   /** The Stream guard; null with Gen alone (no response stream moderation then). */
-  guard: (() => Promise<Qwen3Guard>) | null;
+  guard: (() => Promise<ReadyGuard>) | null;
   /** Set when Gen gives the prompt verdict (`gen.prompt`). */
   gen?: GenLoader;
   policy: ResolvedPromptPolicy;
@@ -35,17 +38,6 @@ export interface PromptCheckContext {
 /** Whether the prompt stops the request. */
 export const blocksRequest = (check: PromptCheck) => STOP_ACTIONS.includes(check.action);
 
-/** A callback's own failure must not break the stream it reports on. */
-export function safeCall<A extends unknown[]>(fn: ((...args: A) => unknown) | undefined, ...args: A): void {
-  try {
-    const result = fn?.(...args);
-    // An async callback's rejection would be unhandled (a default Node process exits on one).
-    if (result && typeof (result as PromiseLike<unknown>).then === 'function') (result as PromiseLike<unknown>).then(undefined, () => undefined);
-  } catch {
-    // reported nowhere on purpose: the app's callback, not the guard, failed
-  }
-}
-
 /**
  * Evaluates the conversation in a new session and decides the prompt's fate. A verdict cached for the same
  * conversation prefix is used at once (the session still brings its KV cache up to the conversation, behind
@@ -53,14 +45,15 @@ export function safeCall<A extends unknown[]>(fn: ((...args: A) => unknown) | un
  * conversation; with Gen alone there is no session. Never rejects: a guard failure comes back as `error`
  * with the fail mode's action.
  */
-export async function checkPrompt(context: PromptCheckContext, messages: GuardMessage[], signal: AbortSignal, startedAt: number): Promise<PromptCheck> {
-  let session: GuardSession | null = null;
+export async function checkPrompt(context: PromptCheckContext, messages: GuardMessage[], signal: AbortSignal, startedAt: number, conversationId?: string): Promise<PromptCheck> {
+  let session: StreamGuardSession | null = null;
+  let guard: ReadyGuard | null = null;
   let phase: GuardErrorInfo['phase'] = 'load';
   const decidedBy = context.gen ? 'gen' : 'stream';
   try {
-    const guard = context.guard ? await context.guard() : null;
+    guard = context.guard ? await context.guard() : null;
     phase = 'prompt';
-    session = guard ? await guard.createSession({ signal }) : null;
+    session = guard ? await guard.guard.createSession({ signal, conversationId }) : null;
     const key = promptKey(messages);
     const cachedVerdict = key === null ? undefined : context.cache.get(key);
     // A known verdict lets the session skip the verdict's token too: a retry or a tool-loop step evaluates only its new tokens.
@@ -78,7 +71,7 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
         // Failing open, the Stream guard still moderates the response in its session.
         if (!session || context.fail === 'closed' || signal.aborted) throw error;
         safeCall(context.onError, error, { phase, fail: context.fail });
-        return { session, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
+        return { session, guard, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
       }
       if (key !== null) context.cache.set(key, verdict);
     } else if (evaluation) {
@@ -86,10 +79,11 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
       if (key !== null) context.cache.set(key, verdict);
     } else {
       // Gen alone checks only the response: the prompt is not checked.
-      return { session: null, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt };
+      return { session: null, guard: null, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt };
     }
     const result: PromptCheck = {
       session,
+      guard,
       verdict,
       action: actionFor(context.policy, verdict.riskLevel, verdict.category),
       cached: cachedVerdict !== undefined,
@@ -100,15 +94,15 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
     // The answer's scaffold is evaluated now, while the upstream has not answered yet (its response headers may
     // come only with the first token): the first delta's verdicts then wait for its own tokens alone. A failed
     // decode marks the session broken, and its next call says so.
-    if (session && !blocksRequest(result) && guard?.options.speculate) session.speculate('answer', '').catch(() => undefined);
+    if (session && !blocksRequest(result) && guard?.info.speculate) session.speculate('answer', '').catch(() => undefined);
     return result;
   } catch (error) {
     await session?.dispose().catch(() => undefined);
-    if (signal.aborted) return { session: null, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
+    if (signal.aborted) return { session: null, guard: null, verdict: null, action: 'allow', cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
     safeCall(context.onError, error, { phase, fail: context.fail });
     // Failing closed stops the request as an Unsafe prompt would (with a stop action even if Unsafe is allowed).
     const unsafe = context.policy.actions.Unsafe;
     const action: Action = context.fail === 'open' ? 'allow' : failClosedAction(unsafe);
-    return { session: null, verdict: null, action, cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
+    return { session: null, guard: null, verdict: null, action, cached: false, decidedBy, latencyMs: performance.now() - startedAt, error };
   }
 }

@@ -9,7 +9,8 @@ import { blockedResult, moderateGenerated } from './guard-generate.js';
 import { GuardLoader, type RetryOptions } from './guard-loader.js';
 import { GuardedStream } from './guarded-stream.js';
 import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions } from './options.js';
-import { blocksRequest, checkPrompt, safeCall, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
+import { safeCall } from './callbacks.js';
+import { blocksRequest, checkPrompt, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
 import { toGuardMessages } from './prompt-messages.js';
 import { LruCache } from './verdict-cache.js';
 
@@ -41,7 +42,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     if (override.prompt?.categories || override.response?.categories) {
       // Checked against the guard's labels (a guard that fails to load is reported by the prompt check).
       const known = loader && (loader.loaded ?? (await loader.get().catch(() => null)));
-      if (known) checkCategories(known.layout, override, 'providerOptions.qwen3guard.');
+      if (known) checkCategories(known.info, override, 'providerOptions.qwen3guard.');
     }
     const fail = override.fail ?? resolved.fail;
     const failures = new PolicyFailures((error, fn) => safeCall(resolved.onError, error, { phase: 'policy', function: fn, fail }));
@@ -60,7 +61,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
       onError: resolved.onError,
     };
     const messages = toGuardMessages(params.prompt, promptPolicy.includeSystem);
-    const check = checkPrompt(context, messages, signal, startedAt);
+    const check = checkPrompt(context, messages, signal, startedAt, override.conversationId);
     // Gen on the complete response, after the Stream guard's moderation of it (if any).
     const genResponse = resolved.gen && resolved.gen.response !== 'off' ? resolved.gen.response : null;
     const genContext: GenResponseContext | null = genResponse && {

@@ -1,18 +1,11 @@
 import { TextAligner, type AlignedChunk } from '../align/text-aligner.js';
-import type { GuardSession } from '../engine/session.js';
+import type { StreamGuardSession } from '../guard/stream-guard.js';
 import type { ResponsePart, TokenVerdict } from '../guard/types.js';
 import { RESPONSE_TEMPLATE } from '../format/template.js';
 import { actionFor, type FlaggedSpan, type ResolvedResponsePolicy } from '../policy/resolve.js';
-import { RunTracker, type FlagEvent, type TokenStatus, type TrackedToken } from '../policy/run-tracker.js';
-
-/** A stretch of a part's text with one fate. */
-export interface TextSegment {
-  start: number;
-  end: number;
-  /** pass: release as is; masked: release `mask` instead (set on the span's first segment only). */
-  status: Exclude<TokenStatus, 'held' | 'stopped'>;
-  mask?: string;
-}
+import { RunTracker, type FlagEvent, type TrackedToken } from '../policy/run-tracker.js';
+import { eventStartingAt, failureSpan, flagSpan } from './flag-spans.js';
+import { decidedSegments, type ReleaseView, type TextSegment } from './release-segments.js';
 
 interface Chunk {
   part: ResponsePart;
@@ -61,9 +54,11 @@ export class ResponseModeration {
   private failure: { error: unknown } | null = null;
 
   constructor(
-    private readonly session: GuardSession,
+    private readonly session: StreamGuardSession,
     private readonly policy: ResolvedResponsePolicy,
     private readonly hooks: ModerationHooks,
+    /** Whether the guard evaluates text ahead (`GuardInfo.speculate`). */
+    private readonly speculates: boolean,
   ) {
     this.tracker = new RunTracker(policy.debounce, (risk, category) => actionFor(policy, risk, category));
     // The answer's scaffold (an empty thinking block) is evaluated before the first delta; the middleware's
@@ -120,44 +115,18 @@ export class ResponseModeration {
     while (this.pumping) await this.pumping;
   }
 
-  /**
-   * The decided stretches of `part` in [from, to): released text is contiguous from the start, so this stops
-   * at the first held or stopped token, or at text the guard has not labelled yet. A token with an empty span
-   * (the first byte tokens of a character split over several) gates the character that its last byte token
-   * releases: held or stopped, it stops the release there; masked, the character goes with its mask.
-   */
+  /** The decided stretches of `part` in [from, to) (see `decidedSegments`). */
   segments(part: ResponsePart, from: number, to: number): TextSegment[] {
-    const out: TextSegment[] = [];
-    let at = from;
-    /** A masked empty-span token before the next character: that character is part of its span. */
-    let maskedCarry: TrackedToken | null = null;
-    const tokens = this.partTokens[part];
-    for (let i = this.firstTokenEndingAtOrAfter(tokens, from); i < tokens.length; i++) {
-      const token = tokens[i];
-      const { start = 0, end = 0 } = token.verdict;
-      if (at >= to) break;
-      const empty = start === end;
-      // Text already behind `at` was released with its tokens; an empty span at `at` still gates what follows.
-      if (end < at || (end === at && !empty)) continue;
-      if (token.status === 'held' || token.status === 'stopped' || this.heldBack(token)) return out;
-      if (empty) {
-        if (token.status === 'masked') maskedCarry ??= token;
-        continue;
-      }
-      // Text between tokens (newlines the template strips) goes with the token after it.
-      const segEnd = Math.min(end, to);
-      if (token.status === 'masked' || maskedCarry) {
-        // Spans are contiguous, so a carried empty span starts where this token does.
-        const first = maskedCarry ?? token;
-        const mask = start >= at && this.isSpanStart(first) ? this.maskFor(first) : undefined;
-        out.push({ start: at, end: segEnd, status: 'masked', ...(mask !== undefined ? { mask } : {}) });
-      } else out.push({ start: at, end: segEnd, status: 'pass' });
-      maskedCarry = null;
-      at = segEnd;
-    }
-    // Text after the last token: decided only once the response finished unstopped (stripped newlines).
-    if (at < to && this.finished && !this.stopped && !this.failure) out.push({ start: at, end: to, status: 'pass' });
-    return out;
+    const view: ReleaseView = {
+      tokens: this.partTokens[part],
+      heldBack: (token) => this.heldBack(token),
+      spanMask: (token) => {
+        const event = eventStartingAt(this.tracker, token);
+        return event && this.policy.mask(this.span(event));
+      },
+      settled: this.finished && !this.stopped && !this.failure,
+    };
+    return decidedSegments(view, from, to);
   }
 
   /**
@@ -228,18 +197,6 @@ export class ResponseModeration {
     return dropped;
   }
 
-  /** Binary search: index of the first token whose text ends at or after `offset` (tokens are in text order). */
-  private firstTokenEndingAtOrAfter(tokens: TrackedToken[], offset: number): number {
-    let lo = 0;
-    let hi = tokens.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((tokens[mid].verdict.end ?? Infinity) < offset) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   /**
    * Starts a tool call's input in the answer text (after a line break, as the template sets tool calls apart);
    * returns where the input starts. Its text then comes through `append('answer', ...)`.
@@ -248,33 +205,19 @@ export class ResponseModeration {
     return this.append('answer', '\n').end;
   }
 
+  /** Tokens the guard makes of `text` (what a stripped repeat cost). */
+  countTokens(text: string): Promise<number> {
+    return this.session.countTokens(text);
+  }
+
   /** Span description of a flag event, for callbacks and replacement texts. */
   span(event: FlagEvent): FlaggedSpan {
-    const first = this.tracker.tokens[event.runStart].verdict;
-    const last = this.tracker.tokens[event.tokenIndex].verdict;
-    const charOffset = first.start ?? this.text[event.part].length;
-    const text = first.part === last.part ? this.text[first.part].slice(charOffset, last.end ?? charOffset) : this.text[first.part].slice(charOffset);
-    return { riskLevel: event.riskLevel, category: event.category, part: event.part, tokenIndex: event.tokenIndex, charOffset, text };
+    return flagSpan(this.tracker, this.text, event);
   }
 
   /** The span used for a stop without a flag (the guard failed and the request fails closed). */
   failureSpan(): FlaggedSpan {
-    return { riskLevel: 'Unsafe', category: null, part: 'answer', tokenIndex: -1, charOffset: this.text.answer.length, text: '' };
-  }
-
-  private isSpanStart(token: TrackedToken): boolean {
-    const event = this.eventOf(token);
-    return event !== undefined && this.tracker.tokens[event.runStart] === token;
-  }
-
-  private eventOf(token: TrackedToken): FlagEvent | undefined {
-    const index = token.verdict.index;
-    return this.tracker.events.findLast((e) => e.runStart <= index);
-  }
-
-  private maskFor(token: TrackedToken): string {
-    const event = this.eventOf(token)!;
-    return this.policy.mask(this.span(event));
+    return failureSpan(this.text);
   }
 
   private closeReasoning(): void {
@@ -353,7 +296,7 @@ export class ResponseModeration {
 
   /** The held tail of the part being streamed, when it was not evaluated ahead yet. */
   private tailAhead(): { part: ResponsePart; text: string } | null {
-    if (this.finishing || !this.session.guard.options.speculate) return null;
+    if (this.finishing || !this.speculates) return null;
     const part: ResponsePart = this.answerStarted || !this.text.reasoning ? 'answer' : 'reasoning';
     const text = this.aligners[part].pendingText;
     if (part === 'reasoning' && !text) return null;
