@@ -9,7 +9,7 @@ export { isStreamGuard } from './guard/stream-guard.js';
 export { RemoteGuard } from './remote/remote-guard.js';
 export type { RemoteGuardOptions } from './remote/options.js';
 export { type GuardOptions } from './guard/options.js';
-export { GuardModelError, GuardBusyError, RemoteGuardError, type RemoteFailureCode } from './guard/errors.js';
+export { GuardModelError, GuardBusyError, GuardStateError, RemoteGuardError, type RemoteFailureCode } from './guard/errors.js';
 export { GuardInputError } from './guard/input-validation.js';
 export { decideResponse, type DecisionMode, type DecisionOptions, type LabeledToken, type ResponseDecision } from './policy/decision.js';
 export type { GuardMessage, PromptVerdict, ResponsePart, RiskLevel, RiskProbabilities, TokenVerdict } from './guard/types.js';

@@ -36,3 +36,8 @@ export class RemoteGuardError extends Error {
     super(message);
   }
 }
+
+/** A session call out of turn: before `checkPrompt`, after `end`, after `dispose`, or reasoning after the answer. */
+export class GuardStateError extends Error {
+  override readonly name = 'GuardStateError';
+}
