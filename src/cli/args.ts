@@ -14,6 +14,8 @@ export const MAIN_USAGE = `Usage:
                       [--threads N] [--json]
   qwen3guard chat --model <name|file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
                   [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]
+  qwen3guard serve --model <name|file.gguf> [--gen-model <name|file.gguf>] [--host H] [--port N]
+                   [--threads N] [--gpu ...] [--max-sessions N] [--context-size N] [--api-key-file FILE]
   qwen3guard --help | --version
 
 Run 'qwen3guard <command> --help' for the options of a command.`;
@@ -96,6 +98,35 @@ the prompt verdict and every stop, redaction or flag show on their own line.
 
 Ctrl-C stops an answer (the server is told to stop); at the prompt it quits (exit 130). Ctrl-D quits (exit 0).`;
 
+export const SERVE_USAGE = `Usage: qwen3guard serve --model <name|file.gguf> [--gen-model <name|file.gguf>] [--host 127.0.0.1]
+                        [--port 8080|0] [--threads N] [--gpu auto|cpu|cuda|vulkan|metal] [--max-sessions N]
+                        [--context-size N] [--max-waiting N] [--idle-timeout S] [--drain-timeout S]
+                        [--api-key-file FILE] [--log-requests]`;
+
+export const SERVE_HELP = `${SERVE_USAGE}
+
+Serves the guard over HTTP for Qwen3Guard.remote (the protocol in docs/protocol.md), and a Gen model for
+Qwen3GuardGen.remote (/v1/completions). Prints "listening on http://HOST:PORT" once the model is loaded.
+
+  -m, --model <model>    a Qwen3Guard-Stream model (a pulled name or a GGUF), or a Gen one (completions only)
+  --gen-model <model>    a Qwen3Guard-Gen model served beside it at /v1/completions
+  --host <host>          address to listen on (default 127.0.0.1; anything but loopback needs an API key)
+  --port <N>             port (default 8080; 0 picks a free one)
+  --threads <N>          CPU threads (default: the machine's math cores)
+  --gpu <backend>        auto (default), cpu, cuda, vulkan or metal
+  --max-sessions <N>     conversations moderated at once, each with its own KV cache (default 4)
+  --context-size <N>     KV cells per conversation (default 4096)
+  --max-waiting <N>      session creations that may wait for a free one; past it 429 (default 4 x max-sessions)
+  --idle-timeout <S>     seconds after which a session no request touched is freed (default 30)
+  --drain-timeout <S>    on SIGTERM, seconds open sessions may take to finish (default 30)
+  --api-key-file <file>  API keys, one per line (several for rotation); else QWEN3GUARD_API_KEY
+  --log-requests         one line per request on stderr (method, route, status, time; never text)
+  -h, --help             show this help
+
+On SIGTERM (or Ctrl-C) it stops taking sessions, lets open ones finish up to the drain timeout, and exits 0.
+On Linux it runs with MALLOC_ARENA_MAX=2 unless that is set (glibc's per-thread arenas fragment under
+node-llama-cpp's worker threads).`;
+
 /** `parseArgs` (strict: pass `strict: true`), with its errors turned into short UsageErrors. */
 export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
   try {
@@ -116,6 +147,23 @@ export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
     if (code?.startsWith('ERR_PARSE_ARGS_')) throw new UsageError(message);
     throw error;
   }
+}
+
+const GPU_CHOICES = ['auto', 'cpu', 'cuda', 'vulkan', 'metal'] as const;
+
+/** `--gpu`: a backend name, 'cpu' for none. */
+export function parseGpu(value: string | undefined): 'auto' | false | 'cuda' | 'vulkan' | 'metal' {
+  const gpu = value ?? 'auto';
+  if (!(GPU_CHOICES as readonly string[]).includes(gpu)) throw new UsageError(`unknown --gpu '${gpu}': use one of ${GPU_CHOICES.join(', ')}`);
+  return gpu === 'cpu' ? false : (gpu as 'auto' | 'cuda' | 'vulkan' | 'metal');
+}
+
+/** `--name`: a whole number from `min`. */
+export function parseCount(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number of at least ${min}, got '${value}'`);
+  return n;
 }
 
 /** `--threads`: a whole number of at least 1. */

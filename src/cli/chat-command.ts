@@ -5,14 +5,12 @@ import type { GuardOptions } from '../guard/options.js';
 import type { Qwen3GuardMetadata } from '../middleware/metadata-types.js';
 import type { PromptVerdictInfo, ResponseFlagInfo } from '../middleware/options.js';
 import { DEFAULT_REFUSAL, DEFAULT_REPLACEMENT } from '../policy/resolve.js';
-import { CHAT_HELP, CommandError, parseCommandLine, parseThreads, UsageError } from './args.js';
+import { CHAT_HELP, CommandError, parseCommandLine, parseGpu, parseThreads, UsageError } from './args.js';
 import { ChatTerminal } from './chat-terminal.js';
 import { resolveModelArg } from './model-file.js';
 import { label, paint, useColour } from './render.js';
 
 const OPENAI_URL = 'https://api.openai.com/v1';
-const GPU_CHOICES = ['auto', 'cpu', 'cuda', 'vulkan', 'metal'] as const;
-
 export interface ChatArgs {
   model: string;
   baseURL: string;
@@ -42,8 +40,6 @@ export function parseChatArgs(args: string[], env: NodeJS.ProcessEnv = process.e
   });
   if (values.help) return null;
   if (values.model === undefined) throw new UsageError('missing --model <name|file.gguf>');
-  const gpu = values.gpu ?? 'auto';
-  if (!(GPU_CHOICES as readonly string[]).includes(gpu)) throw new UsageError(`unknown --gpu '${gpu}': use one of ${GPU_CHOICES.join(', ')}`);
   const baseURL = values['base-url'] ?? (env.OPENAI_BASE_URL || OPENAI_URL);
   if (!URL.canParse(baseURL) || !/^https?:$/.test(new URL(baseURL).protocol)) {
     throw new UsageError(`--base-url must be an http(s) URL such as http://127.0.0.1:8080/v1, got '${baseURL}'`);
@@ -55,7 +51,7 @@ export function parseChatArgs(args: string[], env: NodeJS.ProcessEnv = process.e
     baseURL,
     chatModel: values['chat-model'] ?? (env.CHAT_MODEL || 'gpt-4o-mini'),
     apiKeyEnv,
-    gpu: gpu === 'cpu' ? false : (gpu as ChatArgs['gpu']),
+    gpu: parseGpu(values.gpu),
     threads: parseThreads(values.threads),
     system: values.system,
   };

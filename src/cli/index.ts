@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CHAT_USAGE, CLASSIFY_USAGE, CommandError, CONVERT_USAGE, LIST_USAGE, MAIN_USAGE, PULL_USAGE, UsageError } from './args.js';
+import { CHAT_USAGE, CLASSIFY_USAGE, CommandError, CONVERT_USAGE, LIST_USAGE, MAIN_USAGE, PULL_USAGE, SERVE_USAGE, UsageError } from './args.js';
 import { provideLocalEngines } from '../local/provide.js';
 import { packageVersion } from './version.js';
 
@@ -11,12 +11,13 @@ const COMMANDS = {
   convert: { usage: CONVERT_USAGE, run: async (args: string[]) => (await import('./convert-command.js')).runConvert(args) },
   classify: { usage: CLASSIFY_USAGE, run: async (args: string[]) => (await import('./classify-command.js')).runClassify(args) },
   chat: { usage: CHAT_USAGE, run: async (args: string[]) => (await import('./chat-command.js')).runChat(args) },
+  serve: { usage: SERVE_USAGE, run: async (args: string[]) => (await import('./serve-command.js')).runServe(args) },
 } as const;
 
 type CommandName = keyof typeof COMMANDS;
 
 /** Errors whose message says all there is to say (the library's own errors name the file and the fix). */
-const EXPLAINED = new Set(['CommandError', 'ConvertError', 'DownloadError', 'GuardModelError', 'OptionsError']);
+const EXPLAINED = new Set(['CommandError', 'ConvertError', 'DownloadError', 'GuardModelError', 'OptionsError', 'RemoteGuardError']);
 
 function report(command: string, error: unknown): number {
   const prefix = `qwen3guard ${command}`;

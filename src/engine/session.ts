@@ -1,6 +1,7 @@
 import type { Token } from 'node-llama-cpp';
 import { IM_END, RESPONSE_TEMPLATE, renderConversation } from '../format/template.js';
-import { validateMessages, validatePart, validateText, validateTokenIds } from '../guard/input-validation.js';
+import { GuardStateError } from '../guard/errors.js';
+import { GuardInputError, validateMessages, validatePart, validateText, validateTokenIds } from '../guard/input-validation.js';
 import { zeroCounts, type StreamGuardSession, type TokenCounts } from '../guard/stream-guard.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from '../guard/types.js';
 import { headFromPre } from './heads.js';
@@ -194,7 +195,7 @@ export class GuardSession implements StreamGuardSession {
       const keepFed = last ? last.position + 1 : this.responseFed;
       const keepScored = last ? last.index + 1 : 0;
       if (keepScored > this.scoredCount || keepFed > seq.fed.length || keepFed < this.responseFed) {
-        throw new Error(`rollbackTo: token ${last?.index} is not a scored token of this response`);
+        throw new GuardInputError(`rollbackTo: token ${last?.index} is not a scored token of this response`);
       }
       // The cells hold the last fed tokens (a context shift only erased older ones), speculated ones included.
       const erase = seq.fed.length - keepFed;
@@ -234,10 +235,10 @@ export class GuardSession implements StreamGuardSession {
   }
 
   private expectPhase(allowed: Phase[], what: string): void {
-    if (this.phase === 'disposed') throw new Error(`${what}: this GuardSession was disposed`);
+    if (this.phase === 'disposed') throw new GuardStateError(`${what}: this GuardSession was disposed`);
     if (!allowed.includes(this.phase)) {
       const hint = this.phase === 'new' ? 'call checkPrompt(messages) first' : this.phase === 'ended' ? 'the response has ended' : `the session is in its ${this.phase} phase`;
-      throw new Error(`${what}: ${hint}`);
+      throw new GuardStateError(`${what}: ${hint}`);
     }
   }
 
@@ -245,7 +246,7 @@ export class GuardSession implements StreamGuardSession {
   private openPart(part: ResponsePart): Item[] {
     const what = part === 'reasoning' ? 'appending reasoning' : 'appending the answer';
     this.expectPhase(PART_PHASES[part], what);
-    if (part === 'reasoning' && this.parts.reasoning.closed) throw new Error(`${what}: the reasoning was already ended with final: true`);
+    if (part === 'reasoning' && this.parts.reasoning.closed) throw new GuardStateError(`${what}: the reasoning was already ended with final: true`);
     const items = this.openingItems(part);
     if (part === 'answer') this.parts.reasoning.closed = true;
     this.phase = part;

@@ -1,12 +1,11 @@
 import { LlamaGrammarEvaluationState, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaGrammar, type LlamaModel, type Token } from 'node-llama-cpp';
-import { GuardModelError } from '../guard/errors.js';
+import { GuardBusyError, GuardModelError } from '../guard/errors.js';
 import { computeLane, inLane, type ComputeLane } from '../engine/compute-lane.js';
 import { Permits } from '../shared/permits.js';
 import { sharedLlama } from '../engine/guard.js';
 import { GuardInputError } from '../guard/input-validation.js';
 import { checkGgufFile, printable, requireBackend } from '../engine/load-checks.js';
 import { commonPrefix } from '../engine/sequence-pool.js';
-import { GuardBusyError } from '../guard/errors.js';
 import { END_THINK, IM_END, IM_START, THINK, type Piece } from '../format/template.js';
 import type { GenBackend, GenSlot, GenStats } from './backend.js';
 import type { ResolvedGenOptions } from './options.js';
@@ -47,29 +46,8 @@ export class LocalGenBackend implements GenBackend {
   }
 
   static async load(options: ResolvedGenOptions): Promise<LocalGenBackend> {
-    checkGgufFile(options.modelPath);
-    await requireVariant(options.modelPath, 'gen');
-    const llama = await requireBackend(options.gpu, sharedLlama(options));
-    const model = await llama.loadModel({ modelPath: options.modelPath }).catch((error: unknown) => {
-      throw new GuardModelError(`guard.modelPath: ${options.modelPath} could not be loaded as a GGUF (${printable(error)})`);
-    });
-    try {
-      const cache = options.kvCacheType === 'f32' ? 'F32' : options.kvCacheType === 'q8_0' ? 'Q8_0' : 'F16';
-      const context = await model.createContext({
-        contextSize: options.contextSize,
-        sequences: options.maxSessions,
-        // NOTES 3: the default thread count oversubscribes small machines.
-        threads: options.threads ?? llama.cpuMathCores,
-        batchSize: options.batchSize,
-        experimentalKvCacheKeyType: cache,
-        experimentalKvCacheValueType: cache === 'Q8_0' ? 'F16' : cache,
-        flashAttention: options.flashAttention ?? (llama.gpu === false || options.kvCacheType === 'f32' ? false : 'auto'),
-      });
-      return new LocalGenBackend(options, llama, model, context);
-    } catch (error) {
-      await model.dispose();
-      throw error;
-    }
+    const { llama, model, context } = await loadGenModel(options);
+    return new LocalGenBackend(options, llama, model, context);
   }
 
   async open(signal?: AbortSignal): Promise<GenSlot> {
@@ -189,5 +167,34 @@ class LocalSlot implements GenSlot {
     if (this.released) return;
     this.released = true;
     this.backend.giveBack(this.sequence);
+  }
+}
+
+/**
+ * A Gen GGUF loaded with `maxSessions` sequences: checked to be Gen first, on the backend asked for, with the
+ * engine's thread default (node-llama-cpp's own oversubscribes small machines).
+ */
+export async function loadGenModel(options: ResolvedGenOptions): Promise<{ llama: Llama; model: LlamaModel; context: LlamaContext }> {
+  checkGgufFile(options.modelPath);
+  await requireVariant(options.modelPath, 'gen');
+  const llama = await requireBackend(options.gpu, sharedLlama(options));
+  const model = await llama.loadModel({ modelPath: options.modelPath }).catch((error: unknown) => {
+    throw new GuardModelError(`guard.modelPath: ${options.modelPath} could not be loaded as a GGUF (${printable(error)})`);
+  });
+  try {
+    const cache = options.kvCacheType === 'f32' ? 'F32' : options.kvCacheType === 'q8_0' ? 'Q8_0' : 'F16';
+    const context = await model.createContext({
+      contextSize: options.contextSize,
+      sequences: options.maxSessions,
+      threads: options.threads ?? llama.cpuMathCores,
+      batchSize: options.batchSize,
+      experimentalKvCacheKeyType: cache,
+      experimentalKvCacheValueType: cache === 'Q8_0' ? 'F16' : cache,
+      flashAttention: options.flashAttention ?? (llama.gpu === false || options.kvCacheType === 'f32' ? false : 'auto'),
+    });
+    return { llama, model, context };
+  } catch (error) {
+    await model.dispose();
+    throw error;
   }
 }

@@ -9,11 +9,17 @@ export class OptionsError extends TypeError {
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const field = issue.path.length ? `${prefix}.${issue.path.join('.')}` : prefix;
-    return `${field}: ${issue.message}`;
-  });
-  throw new OptionsError(`Invalid options: ${problems.join('; ')}`);
+  throw new OptionsError(`Invalid options: ${describeIssues(result.error, prefix)}`);
+}
+
+/** Every problem of a failed parse as `prefix.field: problem`, joined. */
+export function describeIssues(error: z.ZodError, prefix: string): string {
+  return error.issues
+    .map((issue) => {
+      const field = issue.path.length ? `${prefix}.${issue.path.join('.')}` : prefix;
+      return `${field}: ${issue.message}`;
+    })
+    .join('; ');
 }
 
 /** A value as a message shows it: short, quoted like the docs, never raw bytes or a whole object. */
