@@ -1,19 +1,16 @@
 import { generateText, streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalGuard } from '../src/engine/guard.js';
-import { DEFAULT_INTERVENTION, qwen3GuardMiddleware, type InterventionInfo, type Qwen3GuardMiddlewareOptions } from '../src/index.js';
-import { plantedGuard } from './fixtures/guards.js';
+import { DEFAULT_INTERVENTION, qwen3GuardMiddleware, type InterventionInfo, type Qwen3GuardMiddlewareOptions, type StreamGuard } from '../src/index.js';
+import { GUARD_KINDS, plantedGuardOf, type GuardUnderTest } from './fixtures/guard-kinds.js';
 import { scriptedCalls, split, type Script } from './fixtures/scripted-model.js';
 
 /**
  * The continue action through streamText, with the planted guard (" bomb" is Unsafe/Violent, flagged at the
  * token after it) and a scripted upstream called once per attempt.
  */
-let guard: LocalGuard;
-beforeAll(async () => {
-  guard = await plantedGuard({ maxSessions: 2 });
-});
-afterAll(() => guard.dispose());
+// The continue action runs against the local guard and against the same guard behind `qwen3guard serve`.
+let under: GuardUnderTest;
+let guard: StreamGuard;
 
 const BOMB = 'Sure. Mix these to make a bomb quickly, then wait an hour before you leave the house.';
 const SORRY = "...oh, I'm sorry, I just realized I shouldn't explain that. Let's bake a cake instead.";
@@ -64,163 +61,177 @@ const lastUserText = (call: ReturnType<typeof scriptedCalls>['calls'][number]) =
   return (user.content[0] as { text: string }).text;
 };
 
-describe('the continue action', () => {
-  it('rolls back to the released text and continues in the same stream, without evaluating the conversation again', async () => {
-    // A long, unique prompt: evaluating it again would show in the guard's counters.
-    const prompt = `Tell me about kitchen chemistry. ${'Baking soda and vinegar make a fizzy foam in a glass. '.repeat(20)}[run 1]`;
-    const infos: InterventionInfo[] = [];
-    const counters: Record<string, number> = {};
-    const mw = middleware({
-      onIntervention: (info) => {
-        infos.push(info);
-        counters.atRollback = guard.stats.evaluatedTokens;
-      },
-      onResponseVerdict: () => (counters.atEnd = guard.stats.evaluatedTokens),
+describe.each(GUARD_KINDS)('with the %s guard', (kind) => {
+  beforeAll(async () => {
+    under = await plantedGuardOf(kind, { maxSessions: 2 });
+    guard = under.guard;
+  });
+  afterAll(() => under.close());
+
+  describe('the continue action', () => {
+    it('rolls back to the released text and continues in the same stream, without evaluating the conversation again', async () => {
+      // A long, unique prompt: evaluating it again would show in the guard's counters.
+      const prompt = `Tell me about kitchen chemistry. ${'Baking soda and vinegar make a fizzy foam in a glass. '.repeat(20)}[run 1]`;
+      const infos: InterventionInfo[] = [];
+      const counters: Record<string, number> = {};
+      const mw = middleware({
+        onIntervention: (info) => {
+          infos.push(info);
+          counters.atRollback = guard.stats.evaluatedTokens;
+        },
+        onResponseVerdict: () => (counters.atEnd = guard.stats.evaluatedTokens),
+      });
+      counters.before = guard.stats.evaluatedTokens;
+      const { text, parts, finishReason, metadata, upstream } = await run(mw, [slow(BOMB), { answer: split(SORRY, 5) }], { prompt });
+
+      expect(upstream.calls).toHaveLength(2);
+      const partial = quoted(upstream.calls[1]);
+      // The default hold-back (6 tokens) also took back the lead-in "these to make a".
+      expect(partial).toBe('Sure. Mix');
+      expect(text).toBe(`${partial} ${SORRY}`);
+      expect(JSON.stringify(parts)).not.toMatch(/bomb|these to make/);
+      expect(finishReason).toBe('stop');
+      // One text block, continued: opened and closed once.
+      expect(parts.filter((p) => p.type === 'text-start')).toHaveLength(1);
+      expect(parts.filter((p) => p.type === 'text-end')).toHaveLength(1);
+      expect(upstream.calls[0].wasCancelled).toBe(true);
+      // The second call: the conversation, then the intervention quoting the partial answer.
+      expect(JSON.stringify(upstream.calls[1].options.prompt[0])).toContain('[run 1]');
+      expect(lastUserText(upstream.calls[1]).startsWith(DEFAULT_INTERVENTION)).toBe(true);
+      expect(metadata).toMatchObject({ action: 'continue', response: { riskLevel: 'Safe' }, intervention: { attempts: 1, outcome: 'continued' } });
+      expect(metadata!.intervention.tokensDiscarded).toBeGreaterThan(4);
+      expect(metadata!.intervention.extraTokens).toBe(metadata!.intervention.tokensDiscarded);
+      expect(metadata!.intervention.extraMs).toBeGreaterThan(0);
+      expect(infos).toMatchObject([{ attempt: 1, next: 'continue', riskLevel: 'Unsafe', category: 'Violent', part: 'answer', keptChars: partial.length }]);
+      expect(infos[0].tokensDiscarded).toBe(metadata!.intervention.tokensDiscarded);
+
+      // The guard went on from the released text: after the rollback it evaluated the continuation (and the
+      // closing tokens), not the long conversation again.
+      const promptTokens = under.engine.tokenizeText(prompt).length;
+      const continuationTokens = under.engine.tokenizeText(` ${SORRY}`).length;
+      expect(counters.atRollback - counters.before).toBeGreaterThan(promptTokens);
+      expect(counters.atEnd - counters.atRollback).toBeGreaterThanOrEqual(continuationTokens);
+      expect(counters.atEnd - counters.atRollback).toBeLessThanOrEqual(continuationTokens + 4);
     });
-    counters.before = guard.stats.evaluatedTokens;
-    const { text, parts, finishReason, metadata, upstream } = await run(mw, [slow(BOMB), { answer: split(SORRY, 5) }], { prompt });
 
-    expect(upstream.calls).toHaveLength(2);
-    const partial = quoted(upstream.calls[1]);
-    // The default hold-back (6 tokens) also took back the lead-in "these to make a".
-    expect(partial).toBe('Sure. Mix');
-    expect(text).toBe(`${partial} ${SORRY}`);
-    expect(JSON.stringify(parts)).not.toMatch(/bomb|these to make/);
-    expect(finishReason).toBe('stop');
-    // One text block, continued: opened and closed once.
-    expect(parts.filter((p) => p.type === 'text-start')).toHaveLength(1);
-    expect(parts.filter((p) => p.type === 'text-end')).toHaveLength(1);
-    expect(upstream.calls[0].wasCancelled).toBe(true);
-    // The second call: the conversation, then the intervention quoting the partial answer.
-    expect(JSON.stringify(upstream.calls[1].options.prompt[0])).toContain('[run 1]');
-    expect(lastUserText(upstream.calls[1]).startsWith(DEFAULT_INTERVENTION)).toBe(true);
-    expect(metadata).toMatchObject({ action: 'continue', response: { riskLevel: 'Safe' }, intervention: { attempts: 1, outcome: 'continued' } });
-    expect(metadata!.intervention.tokensDiscarded).toBeGreaterThan(4);
-    expect(metadata!.intervention.extraTokens).toBe(metadata!.intervention.tokensDiscarded);
-    expect(metadata!.intervention.extraMs).toBeGreaterThan(0);
-    expect(infos).toMatchObject([{ attempt: 1, next: 'continue', riskLevel: 'Unsafe', category: 'Violent', part: 'answer', keptChars: partial.length }]);
-    expect(infos[0].tokensDiscarded).toBe(metadata!.intervention.tokensDiscarded);
-
-    // The guard went on from the released text: after the rollback it evaluated the continuation (and the
-    // closing tokens), not the long conversation again.
-    const promptTokens = guard.tokenizeText(prompt).length;
-    const continuationTokens = guard.tokenizeText(` ${SORRY}`).length;
-    expect(counters.atRollback - counters.before).toBeGreaterThan(promptTokens);
-    expect(counters.atEnd - counters.atRollback).toBeGreaterThanOrEqual(continuationTokens);
-    expect(counters.atEnd - counters.atRollback).toBeLessThanOrEqual(continuationTokens + 4);
-  });
-
-  it('keeps the lead-in with holdBack 0 (only the flagged span is dropped)', async () => {
-    const { text, upstream } = await run(middleware({ response: { holdBack: 0 } }), [{ answer: split(BOMB, 4) }, { answer: split(SORRY, 5) }]);
-    expect(quoted(upstream.calls[1])).toBe('Sure. Mix these to make a');
-    expect(text).toBe(`Sure. Mix these to make a ${SORRY}`);
-  });
-
-  it('falls back to the replacement once every attempt was unsafe', async () => {
-    const infos: InterventionInfo[] = [];
-    const { text, parts, finishReason, metadata, upstream } = await run(middleware({ response: { attempts: 2 }, onIntervention: (i) => infos.push(i) }), [
-      slow(BOMB),
-      slow(UNSAFE_AGAIN),
-    ]);
-    expect(upstream.calls).toHaveLength(3);
-    expect(upstream.calls.every((c) => c.wasCancelled)).toBe(true);
-    // Each attempt quotes what the client saw before it.
-    expect(text.startsWith(quoted(upstream.calls[2]))).toBe(true);
-    expect(quoted(upstream.calls[2]).startsWith(quoted(upstream.calls[1]))).toBe(true);
-    expect(quoted(upstream.calls[2])).toBe(`${quoted(upstream.calls[1])} ...oh, sorry`);
-    // The last attempt also got its safe start out before its flag; then the replacement.
-    expect(text).toBe(`${quoted(upstream.calls[2])} ...oh, sorry\n\n${REPLACEMENT}`);
-    expect(JSON.stringify(parts)).not.toContain('bomb');
-    expect(finishReason).toBe('content-filter');
-    expect(metadata).toMatchObject({ action: 'rewrite', intervention: { attempts: 2, outcome: 'fallback-rewrite' } });
-    expect(infos.map((i) => [i.attempt, i.next])).toEqual([
-      [1, 'continue'],
-      [2, 'continue'],
-      [3, 'rewrite'],
-    ]);
-  });
-
-  it('falls back to abort: the released text, then the end', async () => {
-    const { text, finishReason, metadata, upstream } = await run(middleware({ response: { attempts: 1, fallback: 'abort' } }), [{ answer: split(BOMB, 4) }, { answer: split(UNSAFE_AGAIN, 3) }]);
-    expect(upstream.calls).toHaveLength(2);
-    expect(text).not.toContain('bomb');
-    expect(text).not.toContain(REPLACEMENT);
-    // What the hold-back let out of the unsafe continuation before its flag, then nothing.
-    expect(text).toBe(`${quoted(upstream.calls[1])} ...oh, sorry`);
-    expect(finishReason).toBe('content-filter');
-    expect(metadata).toMatchObject({ action: 'abort', intervention: { attempts: 1, outcome: 'fallback-abort' } });
-  });
-
-  it("reports 'aborted' when another action stops a continuation", async () => {
-    const { text, finishReason, metadata, upstream } = await run(middleware({ response: { categories: { PII: 'abort' } } }), [
-      slow(BOMB),
-      { answer: split('...oh, sorry. Your password is hunter2, by the way.', 4) },
-    ]);
-    expect(upstream.calls).toHaveLength(2);
-    expect(text).not.toMatch(/bomb|password/);
-    expect(finishReason).toBe('content-filter');
-    expect(metadata).toMatchObject({ action: 'abort', intervention: { attempts: 1, outcome: 'aborted' } });
-  });
-
-  it('an upstream error during an attempt errors the stream, as a first call would', async () => {
-    const refused = await run(middleware(), [{ answer: split(BOMB, 4) }, new Error('continuation refused')]);
-    expect(refused.upstream.calls).toHaveLength(2);
-    expect(refused.errors.map(String).join()).toMatch(/continuation refused/);
-    expect(refused.finishReason).toBeUndefined();
-    expect(JSON.stringify(refused.parts)).not.toContain('bomb');
-
-    const broken = await run(middleware(), [{ answer: split(BOMB, 4) }, { answer: split(SORRY, 5), failAfter: 4 }]);
-    expect(broken.errors.map(String).join()).toMatch(/upstream failed mid-stream/);
-    expect(broken.finishReason).toBeUndefined();
-  });
-
-  it("a client abort during an attempt reaches that attempt's upstream", async () => {
-    const client = new AbortController();
-    const { upstream } = await run(middleware(), [{ answer: split(BOMB, 4) }, { answer: split(SORRY.repeat(20), 3), delayMs: 5 }], {
-      abortSignal: client.signal,
-      onPart: (part, up) => {
-        if (part.type === 'text-delta' && up.calls.length === 2 && up.calls[1].pulled > 5) client.abort(new Error('client went away'));
-      },
+    it('keeps the lead-in with holdBack 0 (only the flagged span is dropped)', async () => {
+      const { text, upstream } = await run(middleware({ response: { holdBack: 0 } }), [{ answer: split(BOMB, 4) }, { answer: split(SORRY, 5) }]);
+      expect(quoted(upstream.calls[1])).toBe('Sure. Mix these to make a');
+      expect(text).toBe(`Sure. Mix these to make a ${SORRY}`);
     });
-    expect(upstream.calls).toHaveLength(2);
-    await upstream.calls[1].cancelled;
-    expect(upstream.calls[1].options.abortSignal?.aborted).toBe(true);
-    expect(upstream.calls[1].pulled).toBeLessThan(100);
-    // The session was freed: another request gets the guard.
-    const next = await run(middleware(), [{ answer: ['All fine.'] }]);
-    expect(next.text).toBe('All fine.');
-  });
 
-  it('continues a trailing assistant message with continuation assistant-prefix', async () => {
-    const intervention = (span: { category: string | null }) => `Steer clear of ${span.category} content.`;
-    const { text, upstream } = await run(middleware({ response: { continuation: 'assistant-prefix', intervention } }), [{ answer: split(BOMB, 4) }, { answer: split(' flour and sugar.', 3) }]);
-    const prompt = upstream.calls[1].options.prompt;
-    expect(prompt.at(-2)).toEqual({ role: 'user', content: [{ type: 'text', text: 'Steer clear of Violent content.' }] });
-    expect(prompt.at(-1)).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'Sure. Mix' }] });
-    expect(text).toBe('Sure. Mix flour and sugar.');
-  });
+    it('falls back to the replacement once every attempt was unsafe', async () => {
+      const infos: InterventionInfo[] = [];
+      const { text, parts, finishReason, metadata, upstream } = await run(middleware({ response: { attempts: 2 }, onIntervention: (i) => infos.push(i) }), [
+        slow(BOMB),
+        slow(UNSAFE_AGAIN),
+      ]);
+      expect(upstream.calls).toHaveLength(3);
+      expect(upstream.calls.every((c) => c.wasCancelled)).toBe(true);
+      // Each attempt quotes what the client saw before it.
+      expect(text.startsWith(quoted(upstream.calls[2]))).toBe(true);
+      expect(quoted(upstream.calls[2]).startsWith(quoted(upstream.calls[1]))).toBe(true);
+      expect(quoted(upstream.calls[2])).toBe(`${quoted(upstream.calls[1])} ...oh, sorry`);
+      // The last attempt also got its safe start out before its flag; then the replacement.
+      expect(text).toBe(`${quoted(upstream.calls[2])} ...oh, sorry\n\n${REPLACEMENT}`);
+      expect(JSON.stringify(parts)).not.toContain('bomb');
+      expect(finishReason).toBe('content-filter');
+      expect(metadata).toMatchObject({ action: 'rewrite', intervention: { attempts: 2, outcome: 'fallback-rewrite' } });
+      expect(infos.map((i) => [i.attempt, i.next])).toEqual([
+        [1, 'continue'],
+        [2, 'continue'],
+        [3, 'rewrite'],
+      ]);
+    });
 
-  it('strips a quoted continuation that starts by repeating the released text', async () => {
-    const { text, metadata } = await run(middleware(), [{ answer: split(BOMB, 4) }, { answer: split('Sure. Mix flour and sugar for a cake.', 4) }]);
-    expect(text).toBe('Sure. Mix flour and sugar for a cake.');
-    expect(metadata!.intervention.extraTokens).toBeGreaterThan(metadata!.intervention.tokensDiscarded);
-  });
+    it('falls back to abort: the released text, then the end', async () => {
+      const { text, finishReason, metadata, upstream } = await run(middleware({ response: { attempts: 1, fallback: 'abort' } }), [{ answer: split(BOMB, 4) }, { answer: split(UNSAFE_AGAIN, 3) }]);
+      expect(upstream.calls).toHaveLength(2);
+      expect(text).not.toContain('bomb');
+      expect(text).not.toContain(REPLACEMENT);
+      // What the hold-back let out of the unsafe continuation before its flag, then nothing.
+      expect(text).toBe(`${quoted(upstream.calls[1])} ...oh, sorry`);
+      expect(finishReason).toBe('content-filter');
+      expect(metadata).toMatchObject({ action: 'abort', intervention: { attempts: 1, outcome: 'fallback-abort' } });
+    });
 
-  it('moderates reasoning and tool calls of a continuation as in a first answer', async () => {
-    const call: Script['after'] = [{ type: 'tool-call', toolCallId: 'c1', toolName: 'recipes', input: '{"dish":"cake"}' }];
-    const { parts, text, finishReason } = await run(middleware(), [{ answer: split(BOMB, 4) }, { reasoning: split('Better to suggest a cake.', 4), answer: split(SORRY, 5), after: call, finishReason: 'tool-calls' }]);
-    expect(parts.filter((p) => p.type === 'reasoning-delta').map((p) => p.text).join('')).toBe('Better to suggest a cake.');
-    expect(parts.filter((p) => p.type === 'tool-call')).toHaveLength(1);
-    expect(text).toBe(`Sure. Mix ${SORRY}`);
-    expect(finishReason).toBe('tool-calls');
-    const unsafeThought = await run(middleware(), [{ answer: split(BOMB, 4) }, { reasoning: split('The bomb needs a fuse, I will explain it.', 4), answer: ['Done.'] }, { answer: split(SORRY, 5) }]);
-    expect(unsafeThought.upstream.calls).toHaveLength(3);
-    expect(JSON.stringify(unsafeThought.parts)).not.toContain('bomb');
-    expect(unsafeThought.metadata!.intervention).toMatchObject({ attempts: 2, outcome: 'continued' });
+    it("reports 'aborted' when another action stops a continuation", async () => {
+      const { text, finishReason, metadata, upstream } = await run(middleware({ response: { categories: { PII: 'abort' } } }), [
+        slow(BOMB),
+        { answer: split('...oh, sorry. Your password is hunter2, by the way.', 4) },
+      ]);
+      expect(upstream.calls).toHaveLength(2);
+      expect(text).not.toMatch(/bomb|password/);
+      expect(finishReason).toBe('content-filter');
+      expect(metadata).toMatchObject({ action: 'abort', intervention: { attempts: 1, outcome: 'aborted' } });
+    });
+
+    it('an upstream error during an attempt errors the stream, as a first call would', async () => {
+      const refused = await run(middleware(), [{ answer: split(BOMB, 4) }, new Error('continuation refused')]);
+      expect(refused.upstream.calls).toHaveLength(2);
+      expect(refused.errors.map(String).join()).toMatch(/continuation refused/);
+      expect(refused.finishReason).toBeUndefined();
+      expect(JSON.stringify(refused.parts)).not.toContain('bomb');
+
+      const broken = await run(middleware(), [{ answer: split(BOMB, 4) }, { answer: split(SORRY, 5), failAfter: 4 }]);
+      expect(broken.errors.map(String).join()).toMatch(/upstream failed mid-stream/);
+      expect(broken.finishReason).toBeUndefined();
+    });
+
+    it("a client abort during an attempt reaches that attempt's upstream", async () => {
+      const client = new AbortController();
+      const { upstream } = await run(middleware(), [{ answer: split(BOMB, 4) }, { answer: split(SORRY.repeat(20), 3), delayMs: 5 }], {
+        abortSignal: client.signal,
+        onPart: (part, up) => {
+          if (part.type === 'text-delta' && up.calls.length === 2 && up.calls[1].pulled > 5) client.abort(new Error('client went away'));
+        },
+      });
+      expect(upstream.calls).toHaveLength(2);
+      await upstream.calls[1].cancelled;
+      expect(upstream.calls[1].options.abortSignal?.aborted).toBe(true);
+      expect(upstream.calls[1].pulled).toBeLessThan(100);
+      // The session was freed: another request gets the guard.
+      const next = await run(middleware(), [{ answer: ['All fine.'] }]);
+      expect(next.text).toBe('All fine.');
+    });
+
+    it('continues a trailing assistant message with continuation assistant-prefix', async () => {
+      const intervention = (span: { category: string | null }) => `Steer clear of ${span.category} content.`;
+      const { text, upstream } = await run(middleware({ response: { continuation: 'assistant-prefix', intervention } }), [{ answer: split(BOMB, 4) }, { answer: split(' flour and sugar.', 3) }]);
+      const prompt = upstream.calls[1].options.prompt;
+      expect(prompt.at(-2)).toEqual({ role: 'user', content: [{ type: 'text', text: 'Steer clear of Violent content.' }] });
+      expect(prompt.at(-1)).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'Sure. Mix' }] });
+      expect(text).toBe('Sure. Mix flour and sugar.');
+    });
+
+    it('strips a quoted continuation that starts by repeating the released text', async () => {
+      const { text, metadata } = await run(middleware(), [{ answer: split(BOMB, 4) }, { answer: split('Sure. Mix flour and sugar for a cake.', 4) }]);
+      expect(text).toBe('Sure. Mix flour and sugar for a cake.');
+      expect(metadata!.intervention.extraTokens).toBeGreaterThan(metadata!.intervention.tokensDiscarded);
+    });
+
+    it('moderates reasoning and tool calls of a continuation as in a first answer', async () => {
+      const call: Script['after'] = [{ type: 'tool-call', toolCallId: 'c1', toolName: 'recipes', input: '{"dish":"cake"}' }];
+      const { parts, text, finishReason } = await run(middleware(), [{ answer: split(BOMB, 4) }, { reasoning: split('Better to suggest a cake.', 4), answer: split(SORRY, 5), after: call, finishReason: 'tool-calls' }]);
+      expect(parts.filter((p) => p.type === 'reasoning-delta').map((p) => p.text).join('')).toBe('Better to suggest a cake.');
+      expect(parts.filter((p) => p.type === 'tool-call')).toHaveLength(1);
+      expect(text).toBe(`Sure. Mix ${SORRY}`);
+      expect(finishReason).toBe('tool-calls');
+      const unsafeThought = await run(middleware(), [{ answer: split(BOMB, 4) }, { reasoning: split('The bomb needs a fuse, I will explain it.', 4), answer: ['Done.'] }, { answer: split(SORRY, 5) }]);
+      expect(unsafeThought.upstream.calls).toHaveLength(3);
+      expect(JSON.stringify(unsafeThought.parts)).not.toContain('bomb');
+      expect(unsafeThought.metadata!.intervention).toMatchObject({ attempts: 2, outcome: 'continued' });
+    });
   });
 });
 
 describe('continue options', () => {
+  beforeAll(async () => {
+    under = await plantedGuardOf('local');
+    guard = under.guard;
+  });
+  afterAll(() => under.close());
+
   it.each([
     [{ prompt: { actions: { Unsafe: 'continue' } } }, /prompt\.actions\.Unsafe: "continue" applies to responses only/],
     [{ response: { actions: { Unsafe: 'continue' }, release: 'optimistic' } }, /response\.release: the 'continue' action needs release 'hold'/],
