@@ -50,26 +50,23 @@ export async function runConvert(args: string[]): Promise<number> {
   }
   const progress = process.stderr.isTTY ? new ProgressLine(process.stderr) : undefined;
   const started = performance.now();
-  if (parsed.target === 'sglang') {
-    const result = await exportForSglang({ checkpoint: parsed.checkpoint, output: parsed.output });
-    process.stdout.write(`Wrote ${result.output} for SGLang (${megabytes(result.backboneBytes)} of backbone weights, ${result.files.length} files) in ${seconds(performance.now() - started)}\n`);
-    return 0;
-  }
   try {
-    // Ctrl-C cancels cleanly: the converter removes its temporary file.
+    // Ctrl-C cancels cleanly: the converter removes its temporary file (or folder).
     const interrupt = new AbortController();
     const onSigint = () => interrupt.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
-    const result = await convertCheckpoint({
+    const common = {
       checkpoint: parsed.checkpoint,
       output: parsed.output,
-      type: parsed.type,
       signal: interrupt.signal,
-      onProgress: progress && ((p) => progress.update(progressText(p), p.bytesWritten === p.totalBytes)),
-    }).finally(() => process.off('SIGINT', onSigint));
+      onProgress: progress && ((p: ConvertProgress) => progress.update(progressText(p), p.bytesWritten === p.totalBytes)),
+    };
+    const summary = await (parsed.target === 'sglang'
+      ? exportForSglang(common).then((r) => `Wrote ${r.output} for SGLang (${megabytes(r.backboneBytes)} of backbone weights, ${r.files.length} files)`)
+      : convertCheckpoint({ ...common, type: parsed.type }).then((r) => `Wrote ${r.output} (${parsed.type}, ${megabytes(r.bytes)}, ${r.tensors} tensors)`)
+    ).finally(() => process.off('SIGINT', onSigint));
     progress?.clear();
-    const elapsed = performance.now() - started;
-    process.stdout.write(`Wrote ${result.output} (${parsed.type}, ${megabytes(result.bytes)}, ${result.tensors} tensors) in ${seconds(elapsed)}\n`);
+    process.stdout.write(`${summary} in ${seconds(performance.now() - started)}\n`);
     return 0;
   } finally {
     progress?.clear();

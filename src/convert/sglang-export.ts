@@ -2,6 +2,7 @@ import { copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writ
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { ConvertProgress } from './convert.js';
 import { ConvertError } from './errors.js';
 import { HEAD_TENSOR_NAMES } from './guard-rows.js';
 import { readCheckpointConfig, type GuardConfig } from './hf-config.js';
@@ -13,12 +14,8 @@ import { writeTokenizerGguf } from './tokenizer-gguf.js';
 import { HEAD_PATHS } from '../format/guard-metadata.js';
 import { FINAL_NORM_TENSOR, GUARD_SUBDIR, HEADS_FILE, HEADS_FORMAT, HEADS_FORMAT_VERSION, HeadsKeys, TOKENIZER_FILE } from '../sglang/heads-format.js';
 
-export interface SglangExportProgress {
-  /** The tensor or file being written. */
-  item: string;
-  bytesWritten: number;
-  totalBytes: number;
-}
+/** As the GGUF converter reports it (one progress line serves both); `tensor` may name a file of qwen3guard/. */
+export type SglangExportProgress = ConvertProgress;
 
 export interface SglangExportOptions {
   /** Folder of the Hugging Face Qwen3Guard-Stream checkpoint. */
@@ -117,9 +114,9 @@ export async function exportForSglang(options: SglangExportOptions): Promise<Sgl
     const bytesOf = (t: TensorEntry) => t.shape.reduce((a, b) => a * b, 1) * sourceDtypeBytes(t.dtype);
     const totalBytes = backbone.reduce((n, t) => n + bytesOf(t), 0);
     let bytesWritten = 0;
-    const progress = (item: string) => {
+    const progress = (tensor: string) => {
       options.signal?.throwIfAborted();
-      options.onProgress?.({ item, bytesWritten, totalBytes });
+      options.onProgress?.({ tensor, bytesWritten, totalBytes });
     };
 
     // One output shard per source file that holds backbone tensors, named as the source names it.
