@@ -1,5 +1,5 @@
 import { HEAD_TENSOR_NAMES } from '../convert/guard-rows.js';
-import type { HeadPath } from '../format/guard-metadata.js';
+import { GuardKeys } from '../format/guard-metadata.js';
 
 /**
  * The export folder for SGLang (`qwen3guard convert --for sglang`), shared by the writer (convert/sglang-export.ts)
@@ -16,16 +16,19 @@ export const TOKENIZER_FILE = `${GUARD_SUBDIR}/tokenizer.gguf`;
 export const HEADS_FORMAT = 'qwen3guard-sglang-heads';
 export const HEADS_FORMAT_VERSION = 1;
 
-/** `__metadata__` keys of the heads file (safetensors metadata values are strings; lists are JSON). */
+/**
+ * `__metadata__` keys of the heads file (safetensors metadata values are strings; lists are JSON): the GGUF's
+ * names where the GGUF has the same fact.
+ */
 export const HeadsKeys = {
   format: 'qwen3guard.format',
-  formatVersion: 'qwen3guard.format_version',
+  formatVersion: GuardKeys.formatVersion,
   hiddenSize: 'qwen3guard.hidden_size',
-  innerSize: 'qwen3guard.guard_inner_size',
+  innerSize: GuardKeys.innerSize,
   /** rms_norm_eps of config.json: the heads' RMSNorm and the backbone's final norm use it. */
-  epsilon: 'qwen3guard.norm_epsilon',
-  riskLabels: (p: HeadPath) => `qwen3guard.${p}.risk_labels`,
-  categoryLabels: (p: HeadPath) => `qwen3guard.${p}.category_labels`,
+  epsilon: GuardKeys.epsilon,
+  riskLabels: GuardKeys.riskLabels,
+  categoryLabels: GuardKeys.categoryLabels,
 } as const;
 
 /**
