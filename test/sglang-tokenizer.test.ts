@@ -1,38 +1,34 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { getLlama, LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportForSglang } from '../src/convert/sglang-export.js';
 import { renderConversation, SPECIAL_MARKERS } from '../src/engine/template.js';
 import { TOKENIZER_FILE } from '../src/sglang/heads-format.js';
-import { convertedModel, tinyRandomCheckpoint } from './fixtures/cache.js';
+import { convertedModel } from './fixtures/cache.js';
 import { VOCAB_SIZE } from './fixtures/checkpoint.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
+import { exportTinyForSglang, type ExportedCheckpoint } from './fixtures/sglang-export.js';
 
 /**
  * The export's qwen3guard/tokenizer.gguf must give the `input_ids` the local engine evaluates: the guard's GGUF
  * tokenizer (special-token parsing off for text, markers as their single special tokens), loaded without weights.
  */
-let root: string;
+let exported: ExportedCheckpoint;
 let vocab: LlamaModel;
 let full: LlamaModel;
 let loadMs: number;
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'qwen3guard-sglang-tokenizer-'));
-  const checkpoint = await tinyRandomCheckpoint();
-  await exportForSglang({ checkpoint, output: join(root, 'served') });
+  exported = await exportTinyForSglang();
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const started = performance.now();
-  vocab = await llama.loadModel({ modelPath: join(root, 'served', TOKENIZER_FILE), vocabOnly: true });
+  vocab = await llama.loadModel({ modelPath: join(exported.served, TOKENIZER_FILE), vocabOnly: true });
   loadMs = performance.now() - started;
-  full = await llama.loadModel({ modelPath: await convertedModel(checkpoint, 'f32') });
+  full = await llama.loadModel({ modelPath: await convertedModel(exported.checkpoint, 'f32') });
 });
 afterAll(async () => {
   await vocab?.dispose();
   await full?.dispose();
-  await rm(root, { recursive: true, force: true });
+  await exported?.remove();
 });
 
 const TRICKY = [
