@@ -10,6 +10,7 @@ export const MAIN_USAGE = `Usage:
                   (gen-0.6B, gen-4B, gen-8B: Qwen3Guard-Gen)
   qwen3guard list [--cache DIR]
   qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0|q4_0]
+  qwen3guard convert --for sglang <checkpoint-dir> <output-dir>
   qwen3guard classify --model <name|file.gguf> --prompt <text> [--response <text>] [--reasoning <text>]
                       [--threads N] [--json]
   qwen3guard chat --model <name|file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
@@ -20,7 +21,8 @@ export const MAIN_USAGE = `Usage:
 
 Run 'qwen3guard <command> --help' for the options of a command.`;
 
-export const CONVERT_USAGE = `Usage: qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0|q4_0]`;
+export const CONVERT_USAGE = `Usage: qwen3guard convert <checkpoint-dir> -o <file.gguf> [--type f32|f16|q8_0|q4_0]
+       qwen3guard convert --for sglang <checkpoint-dir> <output-dir>`;
 
 export const CONVERT_HELP = `${CONVERT_USAGE}
 
@@ -31,6 +33,8 @@ qwen3 model with its moderation template, which any GGUF runtime loads).
   -o, --output <file>  the .gguf file to write (replaced only once complete)
   -t, --type <type>    weight type: q8_0 (default), q4_0 (smaller and faster on CPUs; its label
                        agreement is in the README), f16 or f32
+  --for sglang         write instead a folder that stock SGLang serves as Qwen3ForCausalLM, with the
+                       heads file and a tokenizer GGUF in its qwen3guard/ (see docs/sglang.md)
   -h, --help           show this help`;
 
 export const PULL_USAGE = `Usage: qwen3guard pull [0.6B|4B|8B|<owner/repo>] [--type q8_0|q4_0|f16|f32] [--revision R] [--cache DIR]

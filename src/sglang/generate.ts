@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { SglangAnswerError, type StatesAnswer } from './positions.js';
+
+/**
+ * The `/generate` exchange with a stock SGLang server (fields of GenerateReqInput and of the answer's
+ * `meta_info`, as read at the commit docs/sglang.md names).
+ */
+export interface GenerateRequest {
+  /** The ids to evaluate: the whole sequence so far (the server's radix cache finds the prefix it holds). */
+  inputIds: readonly number[];
+  rid?: string;
+  /**
+   * A cache namespace: a new salt matches no cached prefix, so every position is recomputed. For the retry of
+   * an answer whose needed states were cached (SglangAnswerError 'cached').
+   */
+  cacheSalt?: string;
+}
+
+/**
+ * The header sgl-model-gateway's `consistent_hashing` policy routes by: every request of a conversation then
+ * reaches the server whose radix cache holds its prefix.
+ */
+export const ROUTING_KEY_HEADER = 'X-SMG-Routing-Key';
+
+/**
+ * The JSON body: one generated token (the least SGLang computes; the state of every input position it
+ * recomputes comes back in `meta_info.hidden_states`), greedy, not streamed, no logprobs (asking for input
+ * logprobs would cap the cache reuse at `logprob_start_len`).
+ */
+export function generateRequestBody(request: GenerateRequest): Record<string, unknown> {
+  return {
+    input_ids: [...request.inputIds],
+    sampling_params: { max_new_tokens: 1, temperature: 0 },
+    return_hidden_states: true,
+    stream: false,
+    ...(request.rid === undefined ? {} : { rid: request.rid }),
+    ...(request.cacheSalt === undefined ? {} : { cache_salt: request.cacheSalt }),
+  };
+}
+
+const answerSchema = z.object({
+  meta_info: z.looseObject({
+    cached_tokens: z.number().int().nonnegative(),
+    hidden_states: z.array(z.unknown()).min(1),
+  }),
+});
+
+/** The parts of a `/generate` answer the heads need; the states' shape is checked by positionStates. */
+export function parseGenerateAnswer(body: unknown): StatesAnswer {
+  const parsed = answerSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue.path.join('.') || 'the answer';
+    const hint = issue.path.includes('hidden_states') ? ' (the server must be launched with --enable-return-hidden-states)' : '';
+    throw new SglangAnswerError('malformed', `/generate answer: ${field}: ${issue.message}${hint}`);
+  }
+  return { cachedTokens: parsed.data.meta_info.cached_tokens, hiddenStates: parsed.data.meta_info.hidden_states };
+}
