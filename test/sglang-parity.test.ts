@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Qwen3Guard } from '../src/engine/guard.js';
-import { RESPONSE_TEMPLATE } from '../src/engine/template.js';
-import type { PromptVerdict, TokenVerdict } from '../src/engine/types.js';
-import { HEADS_FILE } from '../src/sglang/heads-format.js';
+import type { LocalGuard } from '../src/engine/guard.js';
+import { RESPONSE_TEMPLATE } from '../src/format/template.js';
+import type { PromptVerdict, TokenVerdict } from '../src/guard/types.js';
+import { HEADS_FILE } from '../src/convert/sglang-heads-format.js';
 import { promptVerdict, readHeadsFile, tokenLabels, type SglangHeads } from '../src/sglang/heads.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';
 import { randomGuard } from './fixtures/guards.js';
@@ -16,7 +16,7 @@ import { requestStates, startSglangServer, type SglangServer } from './fixtures/
  * server the way a streaming guard would send them, and the heads file's labels must be the engine's.
  */
 let exported: ExportedCheckpoint;
-let guard: Qwen3Guard;
+let guard: LocalGuard;
 let heads: SglangHeads;
 let server: SglangServer;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IM_END, renderConversation } from '../src/engine/template.js';
-import { HEADS_FILE, TOKENIZER_FILE } from '../src/sglang/heads-format.js';
+import { IM_END, renderConversation } from '../src/format/template.js';
+import { HEADS_FILE, TOKENIZER_FILE } from '../src/convert/sglang-heads-format.js';
 import { applyHead, readHeadsFile, type SglangHeads } from '../src/sglang/heads.js';
 import { positionStates, SglangAnswerError, type PositionedStates } from '../src/sglang/positions.js';
 import { CONVERSATIONS } from './fixtures/corpus.js';

@@ -12,7 +12,7 @@ import { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
 import { SafetensorsWriter } from './safetensors-writer.js';
 import { writeTokenizerGguf } from './tokenizer-gguf.js';
 import { HEAD_PATHS } from '../format/guard-metadata.js';
-import { FINAL_NORM_TENSOR, GUARD_SUBDIR, HEADS_FILE, HEADS_FORMAT, HEADS_FORMAT_VERSION, HeadsKeys, TOKENIZER_FILE } from '../sglang/heads-format.js';
+import { FINAL_NORM_TENSOR, GUARD_SUBDIR, HEADS_FILE, HEADS_FORMAT, HEADS_FORMAT_VERSION, HeadsKeys, TOKENIZER_FILE } from './sglang-heads-format.js';
 
 /** As the GGUF converter reports it (one progress line serves both); `tensor` may name a file of qwen3guard/. */
 export type SglangExportProgress = ConvertProgress;

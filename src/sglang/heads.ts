@@ -5,8 +5,8 @@ import { decodeToFloat32, SOURCE_DTYPES, sourceDtypeBytes, type SourceDtype } fr
 import { headFromPre, type HeadResult } from '../engine/heads.js';
 import { HEAD_PATHS, type HeadLayout, type HeadPath } from '../format/guard-metadata.js';
 import { isRiskLevel } from '../format/labels.js';
-import type { PromptVerdict, TokenVerdict } from '../engine/types.js';
-import { FINAL_NORM_TENSOR, HEADS_FORMAT, HEADS_FORMAT_VERSION, HeadsKeys } from './heads-format.js';
+import type { PromptVerdict, TokenVerdict } from '../guard/types.js';
+import { FINAL_NORM_TENSOR, HEADS_FORMAT, HEADS_FORMAT_VERSION, HeadsKeys } from '../convert/sglang-heads-format.js';
 
 /** One head path, float32 as stored, PyTorch [out, in] layout. */
 export interface SglangHead {

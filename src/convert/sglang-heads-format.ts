@@ -1,4 +1,4 @@
-import { HEAD_TENSOR_NAMES } from '../convert/guard-rows.js';
+import { HEAD_TENSOR_NAMES } from './guard-rows.js';
 import { GuardKeys } from '../format/guard-metadata.js';
 
 /**
