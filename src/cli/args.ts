@@ -14,6 +14,8 @@ export const MAIN_USAGE = `Usage:
                       [--threads N] [--json]
   qwen3guard chat --model <name|file.gguf> [--base-url URL] [--chat-model NAME] [--api-key-env VAR]
                   [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]
+  qwen3guard eval --model <name|file.gguf> --data <file.jsonl|hf:owner/name:split> [--out results.jsonl]
+                  [--summary summary.json] [--report report.html] [--compare <model>] [--limit N] [--concurrency N]
   qwen3guard --help | --version
 
 Run 'qwen3guard <command> --help' for the options of a command.`;
@@ -95,6 +97,36 @@ the prompt verdict and every stop, redaction or flag show on their own line.
   -h, --help             show this help
 
 Ctrl-C stops an answer (the server is told to stop); at the prompt it quits (exit 130). Ctrl-D quits (exit 0).`;
+
+export const EVAL_USAGE = `Usage: qwen3guard eval --model <name|file.gguf> --data <file.jsonl|hf:owner/name:split> [--out results.jsonl]
+                       [--summary summary.json] [--report report.html] [--compare <model>] [--limit N]
+                       [--concurrency N] [--threads N] [--cache DIR] [--no-probabilities]`;
+
+export const EVAL_HELP = `${EVAL_USAGE}
+
+Evaluates a Qwen3Guard model (Stream or Gen, detected from the file) on labelled data: Unsafe-class precision,
+recall and F1 (Controversial counted as unsafe, and as safe), accuracy, the confusion matrix, per-category scores,
+where a Stream guard first flagged each annotated unsafe span, a threshold sweep, latency and throughput.
+
+  -m, --model <model>   a pulled model (qwen3guard-stream-0.6b, qwen3guard-gen-0.6b) or a GGUF
+  -d, --data <data>     JSONL, one item a line: Qwen/Qwen3GuardTest's shape ({message, label,
+                        unsafe_start_index, unsafe_end_index}) or {id, messages, label, categories,
+                        unsafeSpan: {start, end}} (see docs/eval.md); or hf:<owner>/<name>:<split>, fetched
+                        from the hub at run time (hf:Qwen/Qwen3GuardTest:response_loc; CC-BY-NC-4.0)
+  -o, --out <file>      one result per item (JSONL); the same --out again resumes an interrupted run
+  --summary <file>      the summary as JSON ({"models": [...]})
+  --report <file>       a self-contained HTML report (charts, misclassified items)
+  --compare <model>     a second model, evaluated on the same items and shown side by side
+  --limit <N>           the first N usable items only
+  --concurrency <N>     items evaluated at once (default 1; the guard gets N sequences)
+  --threads <N>         CPU threads (default: the machine's math cores)
+  --cache <dir>         the model cache; hub datasets go to <dir>/datasets
+  --no-probabilities    load a Stream guard without response probabilities: faster, no threshold sweep
+                        for responses
+  -h, --help            show this help
+
+Bad lines are reported with their line number and skipped. Ctrl-C stops (exit 130) keeping every finished item
+in --out. Environment: HF_ENDPOINT, HF_TOKEN (hub datasets).`;
 
 /** `parseArgs` (strict: pass `strict: true`), with its errors turned into short UsageErrors. */
 export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
