@@ -72,7 +72,7 @@ describe('evaluate() with the planted Stream guard', () => {
     expect(summary.detection).toMatchObject({ items: 5, exactHitRate: 3 / 5, first128Rate: 1 });
     expect(summary.categories!.Violent).toMatchObject({ truePositives: 1, falsePositives: 0, falseNegatives: 0, support: 1 });
     // The sweep at 0.5 reproduces the verdicts: P(Unsafe) as "Controversial counted as safe", P(U)+P(C) as "counted as unsafe".
-    const half = (curve: typeof summary.sweep.unsafe) => curve.find((p) => p.threshold === 0.5)!;
+    const half = (curve: NonNullable<typeof summary.sweep>["unsafe"]) => curve.find((p) => p.threshold === 0.5)!;
     expect(summary.sweep!.items).toBe(10);
     expect(half(summary.sweep!.unsafe)).toMatchObject({ truePositives: 6, falsePositives: 0, falseNegatives: 1 });
     expect(half(summary.sweep!.unsafeOrControversial)).toMatchObject({ truePositives: 7, falsePositives: 1, falseNegatives: 0 });

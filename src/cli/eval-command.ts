@@ -79,10 +79,7 @@ export interface EvalHooks {
 }
 
 async function loadGuard(spec: string, options: GuardLoadOptions, hooks: EvalHooks): Promise<LoadedGuard> {
-  if (/^https?:\/\//i.test(spec)) {
-    if (!hooks.remoteGuard) throw new CommandError(`${spec}: evaluating a remote guard service needs its client, which this build does not include: give a local GGUF or a pulled model's name`);
-    return hooks.remoteGuard(spec, options);
-  }
+  if (/^https?:\/\//i.test(spec) && hooks.remoteGuard) return hooks.remoteGuard(spec, options);
   return loadLocalGuard(await resolveModelArg(spec), options);
 }
 
@@ -135,9 +132,17 @@ export async function runEval(argv: string[], hooks: EvalHooks = {}): Promise<nu
     process.stdout.write(`${EVAL_HELP}\n`);
     return 0;
   }
+  for (const model of [args.model, args.compare]) {
+    if (model && /^https?:\/\//i.test(model) && !hooks.remoteGuard) {
+      throw new CommandError(`${model}: evaluating a remote guard service needs its client, which this build does not include: give a local GGUF or a pulled model's name`);
+    }
+  }
   const interrupt = new AbortController();
-  const onSigint = () => interrupt.abort(new Error('interrupted'));
-  process.once('SIGINT', onSigint);
+  // `on`, not `once`: a signal-exit handler (loaded with node-llama-cpp) re-raises a SIGINT that no other
+  // listener is left to handle, which kills the process before the finished items are reported. A second
+  // Ctrl-C quits at once.
+  const onSigint = () => (interrupt.signal.aborted ? process.exit(130) : interrupt.abort(new Error('interrupted')));
+  process.on('SIGINT', onSigint);
   try {
     const { items, skipped, all } = await loadItems(args, interrupt.signal);
     const done = await earlierResults(args.out, all);
