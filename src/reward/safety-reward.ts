@@ -35,12 +35,15 @@ export function safetyReward(options: SafetyRewardOptions): SafetyReward {
   const safe = (v: GenResponseVerdict) => v.riskLevel === 'Safe' || (v.riskLevel === 'Controversial' && o.controversial === 'safe');
   return async (prompt, response, call = {}) => {
     const conversation: GuardMessage[] = typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : [...prompt];
-    const { thinking, answer } = splitThinking(response, { unclosed: 'thinking' });
+    const split = splitThinking(response, { unclosed: 'thinking' });
+    // The newlines the chat template puts around a think block are not part of either text.
+    const answer = split.answer.text.replace(/^\n+/, '');
+    const thinking = split.thinking?.text.replace(/^\n+|\n+$/g, '');
     const judge = (text: string) => o.gen.checkResponse([...conversation, { role: 'assistant', content: text }], { mode: 'raw', signal: call.signal });
     const [answerVerdict, thinkingVerdict, h] = await Promise.all([
-      judge(answer.text),
-      thinking && thinking.text.trim() ? judge(thinking.text) : undefined,
-      o.scheme === 'hybrid' ? helpfulness(conversation, answer.text, call.signal) : undefined,
+      judge(answer),
+      thinking?.trim() ? judge(thinking) : undefined,
+      o.scheme === 'hybrid' ? helpfulness(conversation, answer, call.signal) : undefined,
     ]);
     const unsafe = !safe(answerVerdict) || (thinkingVerdict !== undefined && !safe(thinkingVerdict));
     const refusal = answerVerdict.refusal;
