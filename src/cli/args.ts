@@ -150,13 +150,16 @@ export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
   }
 }
 
-/** `--threads`: a whole number of at least 1. */
-export function parseThreads(value: string | undefined): number | undefined {
+/** An option that takes a whole number of at least 1 (`--threads`, `--limit`, ...). */
+export function parseCount(option: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const threads = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(threads) || threads < 1) throw new CommandError(`--threads must be a whole number of at least 1, got '${value}'`);
-  return threads;
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new CommandError(`${option} must be a whole number of at least 1, got '${value}'`);
+  return n;
 }
+
+/** `--threads`: a whole number of at least 1. */
+export const parseThreads = (value: string | undefined): number | undefined => parseCount('--threads', value);
 
 /** A failure the CLI reports as `qwen3guard <command>: <message>` (exit 1), without a stack trace. */
 export class CommandError extends Error {

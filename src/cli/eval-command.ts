@@ -9,7 +9,7 @@ import { renderReport } from '../eval/report/html.js';
 import { appendResult, readResults, ResultsFileError } from '../eval/results-file.js';
 import { summaryTable } from '../eval/table.js';
 import type { EvalItem, ItemResult } from '../eval/types.js';
-import { CommandError, EVAL_HELP, parseCommandLine, parseThreads, UsageError } from './args.js';
+import { CommandError, EVAL_HELP, parseCommandLine, parseCount, parseThreads, UsageError } from './args.js';
 import { resolveModelArg } from './model-file.js';
 import { ProgressLine } from './render.js';
 
@@ -25,13 +25,6 @@ export interface EvalArgs {
   threads?: number;
   cache?: string;
   probabilities: boolean;
-}
-
-function positive(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number of at least 1, got '${value}'`);
-  return n;
 }
 
 /** Reads `eval`'s arguments; null when help was asked for. */
@@ -65,8 +58,8 @@ export function parseEvalArgs(args: string[]): EvalArgs | null {
     summary: values.summary,
     report: values.report,
     compare: values.compare,
-    limit: positive('--limit', values.limit),
-    concurrency: positive('--concurrency', values.concurrency) ?? 1,
+    limit: parseCount('--limit', values.limit),
+    concurrency: parseCount('--concurrency', values.concurrency) ?? 1,
     threads: parseThreads(values.threads),
     cache: values.cache,
     probabilities: !values['no-probabilities'],
