@@ -28,10 +28,10 @@ const RANKS: Record<string, number> = {
   local: 5,
   middleware: 6,
   '.': 7,
-  server: 8,
   eval: 8,
-  reward: 8,
-  cli: 9,
+  reward: 9,
+  server: 10,
+  cli: 11,
 };
 const MAX_LINES = 345;
 

@@ -17,6 +17,8 @@ export const MAIN_USAGE = `Usage:
                   [--gpu auto|cpu|cuda|vulkan|metal] [--threads N] [--system TEXT]
   qwen3guard serve --model <name|file.gguf> [--gen-model <name|file.gguf>] [--host H] [--port N]
                    [--threads N] [--gpu ...] [--max-sessions N] [--context-size N] [--api-key-file FILE]
+  qwen3guard eval --model <name|file.gguf> --data <file.jsonl|hf:owner/name:split> [--out results.jsonl]
+                  [--summary summary.json] [--report report.html] [--compare <model>] [--limit N] [--concurrency N]
   qwen3guard --help | --version
 
 Run 'qwen3guard <command> --help' for the options of a command.`;
@@ -130,6 +132,35 @@ Qwen3GuardGen.remote (/v1/completions). Prints "listening on http://HOST:PORT" o
 On SIGTERM (or Ctrl-C) it stops taking sessions, lets open ones finish up to the drain timeout, and exits 0.
 On Linux it runs with MALLOC_ARENA_MAX=2 unless that is set (glibc's per-thread arenas fragment under
 node-llama-cpp's worker threads).`;
+export const EVAL_USAGE = `Usage: qwen3guard eval --model <name|file.gguf> --data <file.jsonl|hf:owner/name:split> [--out results.jsonl]
+                       [--summary summary.json] [--report report.html] [--compare <model>] [--limit N]
+                       [--concurrency N] [--threads N] [--cache DIR] [--no-probabilities]`;
+
+export const EVAL_HELP = `${EVAL_USAGE}
+
+Evaluates a Qwen3Guard model (Stream or Gen, detected from the file) on labelled data: Unsafe-class precision,
+recall and F1 (Controversial counted as unsafe, and as safe), accuracy, the confusion matrix, per-category scores,
+where a Stream guard first flagged each annotated unsafe span, a threshold sweep, latency and throughput.
+
+  -m, --model <model>   a pulled model (qwen3guard-stream-0.6b, qwen3guard-gen-0.6b) or a GGUF
+  -d, --data <data>     JSONL, one item a line: Qwen/Qwen3GuardTest's shape ({message, label,
+                        unsafe_start_index, unsafe_end_index}) or {id, messages, label, categories,
+                        unsafeSpan: {start, end}} (see docs/eval.md); or hf:<owner>/<name>:<split>, fetched
+                        from the hub at run time (hf:Qwen/Qwen3GuardTest:response_loc; CC-BY-NC-4.0)
+  -o, --out <file>      one result per item (JSONL); the same --out again resumes an interrupted run
+  --summary <file>      the summary as JSON ({"models": [...]})
+  --report <file>       a self-contained HTML report (charts, misclassified items)
+  --compare <model>     a second model, evaluated on the same items and shown side by side
+  --limit <N>           the first N usable items only
+  --concurrency <N>     items evaluated at once (default 1; the guard gets N sequences)
+  --threads <N>         CPU threads (default: the machine's math cores)
+  --cache <dir>         the model cache; hub datasets go to <dir>/datasets
+  --no-probabilities    load a Stream guard without response probabilities: faster, no threshold sweep
+                        for responses
+  -h, --help            show this help
+
+Bad lines are reported with their line number and skipped. Ctrl-C stops (exit 130) keeping every finished item
+in --out. Environment: HF_ENDPOINT, HF_TOKEN (hub datasets).`;
 
 /** `parseArgs` (strict: pass `strict: true`), with its errors turned into short UsageErrors. */
 export function parseCommandLine<T extends ParseArgsConfig>(config: T) {
@@ -162,20 +193,17 @@ export function parseGpu(value: string | undefined): 'auto' | false | 'cuda' | '
   return gpu === 'cpu' ? false : (gpu as 'auto' | 'cuda' | 'vulkan' | 'metal');
 }
 
-/** `--name`: a whole number from `min`. */
-export function parseCount(name: string, value: string | undefined, min = 1): number | undefined {
+/** An option that takes a whole number of at least `min` (`--threads`, `--limit`, `--port`, ...). */
+export function parseCount(option: string, value: string | undefined, min = 1): number | undefined {
   if (value === undefined) return undefined;
   const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number of at least ${min}, got '${value}'`);
+  if (!Number.isSafeInteger(n) || n < min) throw new CommandError(`${option} must be a whole number of at least ${min}, got '${value}'`);
   return n;
 }
 
 /** `--threads`: a whole number of at least 1. */
 export function parseThreads(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const threads = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(threads) || threads < 1) throw new CommandError(`--threads must be a whole number of at least 1, got '${value}'`);
-  return threads;
+  return parseCount('--threads', value);
 }
 
 /** A failure the CLI reports as `qwen3guard <command>: <message>` (exit 1), without a stack trace. */

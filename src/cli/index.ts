@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CHAT_USAGE, CLASSIFY_USAGE, CommandError, CONVERT_USAGE, LIST_USAGE, MAIN_USAGE, PULL_USAGE, SERVE_USAGE, UsageError } from './args.js';
+import { CHAT_USAGE, CLASSIFY_USAGE, CommandError, CONVERT_USAGE, EVAL_USAGE, LIST_USAGE, MAIN_USAGE, PULL_USAGE, SERVE_USAGE, UsageError } from './args.js';
 import { provideLocalEngines } from '../local/provide.js';
 import { packageVersion } from './version.js';
 
@@ -12,6 +12,7 @@ const COMMANDS = {
   classify: { usage: CLASSIFY_USAGE, run: async (args: string[]) => (await import('./classify-command.js')).runClassify(args) },
   chat: { usage: CHAT_USAGE, run: async (args: string[]) => (await import('./chat-command.js')).runChat(args) },
   serve: { usage: SERVE_USAGE, run: async (args: string[]) => (await import('./serve-command.js')).runServe(args) },
+  eval: { usage: EVAL_USAGE, run: async (args: string[]) => (await import('./eval-command.js')).runEval(args) },
 } as const;
 
 type CommandName = keyof typeof COMMANDS;

@@ -30,23 +30,23 @@ export async function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (values.help) return null;
   if (values.model === undefined) throw new UsageError('missing --model <name|file.gguf>');
   const host = values.host ?? '127.0.0.1';
-  const port = parseCount('port', values.port ?? '8080', 0)!;
+  const port = parseCount('--port', values.port ?? '8080', 0)!;
   if (port > 65535) throw new UsageError(`--port must be from 0 to 65535, got '${values.port}'`);
   const apiKeys = await readKeys(values['api-key-file'], env);
   // Checked before the model loads: an open port without a key is refused at once.
   if (apiKeys.length === 0 && !isLoopback(host)) {
     throw new CommandError(`refusing to listen on ${host} without an API key: set QWEN3GUARD_API_KEY or --api-key-file, or bind 127.0.0.1`);
   }
-  const seconds = (name: string, value: string | undefined) => (value === undefined ? undefined : parseCount(name, value, 0)! * 1000);
+  const seconds = (name: string, value: string | undefined) => (value === undefined ? undefined : parseCount(`--${name}`, value, 0)! * 1000);
   return {
     model: values.model,
     host,
     port,
     threads: parseThreads(values.threads),
     gpu: parseGpu(values.gpu),
-    maxSessions: parseCount('max-sessions', values['max-sessions']),
-    contextSize: parseCount('context-size', values['context-size'], 64),
-    maxWaiting: parseCount('max-waiting', values['max-waiting'], 0),
+    maxSessions: parseCount('--max-sessions', values['max-sessions']),
+    contextSize: parseCount('--context-size', values['context-size'], 64),
+    maxWaiting: parseCount('--max-waiting', values['max-waiting'], 0),
     idleTimeoutMs: seconds('idle-timeout', values['idle-timeout']),
     drainTimeoutMs: seconds('drain-timeout', values['drain-timeout']),
     apiKeys,

@@ -28,6 +28,10 @@ export interface FileMetadata {
 
 const encodePath = (path: string) => path.split('/').map(encodeURIComponent).join('/');
 
+/** Dataset repositories are named `datasets/<owner>/<name>` in the hub's file URLs: pass them so to every method. */
+export const DATASETS_PREFIX = 'datasets/';
+const isDataset = (repo: string) => repo.startsWith(DATASETS_PREFIX);
+
 export class HubClient {
   constructor(readonly config: HubConfig) {}
 
@@ -41,7 +45,8 @@ export class HubClient {
 
   /** The files of `repo` at `revision` and the commit it resolves to (`GET /api/models/{repo}/revision/{rev}`). */
   async listFiles(repo: string, revision: string, signal?: AbortSignal): Promise<RepoFiles> {
-    const url = `${this.config.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
+    const api = isDataset(repo) ? `datasets/${repo.slice(DATASETS_PREFIX.length)}` : `models/${repo}`;
+    const url = `${this.config.endpoint}/api/${api}/revision/${encodeURIComponent(revision)}`;
     const response = await this.request(url, { headers: this.headers(), signal }, { repo, revision });
     const body = (await response.json().catch(() => null)) as { sha?: unknown; siblings?: Array<{ rfilename?: unknown }> } | null;
     const files = body?.siblings?.map((s) => s.rfilename).filter((f): f is string => typeof f === 'string');
@@ -120,6 +125,7 @@ function httpFailure(response: Response, url: string, what: { repo: string; revi
     const missing =
       code === 'RevisionNotFound' ? `revision ${what.revision} does not exist in ${what.repo}: check --revision`
       : code === 'EntryNotFound' || (what.file && code !== 'RepoNotFound') ? `${what.repo}@${what.revision} has no file ${what.file}`
+      : isDataset(what.repo) ? `no dataset ${what.repo.slice(DATASETS_PREFIX.length)} on ${config.endpoint}: check the name (owner/name)`
       : `no repository ${what.repo} on ${config.endpoint}: check the name (0.6B, 4B, 8B or owner/repo)`;
     return new DownloadError(`${missing} (HTTP 404 for ${url})`);
   }
