@@ -106,13 +106,15 @@ Ctrl-C stops an answer (the server is told to stop); at the prompt it quits (exi
 
 export const SERVE_USAGE = `Usage: qwen3guard serve --model <name|file.gguf> [--gen-model <name|file.gguf>] [--host 127.0.0.1]
                         [--port 8080|0] [--threads N] [--gpu auto|cpu|cuda|vulkan|metal] [--max-sessions N]
-                        [--context-size N] [--max-waiting N] [--idle-timeout S] [--drain-timeout S]
-                        [--api-key-file FILE] [--log-requests]`;
+                        [--context-size N] [--max-waiting N] [--queue-timeout S] [--idle-timeout S] [--drain-timeout S]
+                        [--api-key-file FILE] [--reward-scheme hybrid|guard-only] [--helpfulness-url URL]
+                        [--log-requests]`;
 
 export const SERVE_HELP = `${SERVE_USAGE}
 
 Serves the guard over HTTP for Qwen3Guard.remote (the protocol in docs/protocol.md), and a Gen model for
-Qwen3GuardGen.remote (/v1/completions). Prints "listening on http://HOST:PORT" once the model is loaded.
+Qwen3GuardGen.remote (/v1/completions) and RL trainers (POST /get_reward: OpenRLHF's and slime's shapes, see
+docs/rl.md). Prints "listening on http://HOST:PORT" once the model is loaded.
 
   -m, --model <model>    a Qwen3Guard-Stream model (a pulled name or a GGUF), or a Gen one (completions only)
   --gen-model <model>    a Qwen3Guard-Gen model served beside it at /v1/completions
@@ -123,9 +125,12 @@ Qwen3GuardGen.remote (/v1/completions). Prints "listening on http://HOST:PORT" o
   --max-sessions <N>     conversations moderated at once, each with its own KV cache (default 4)
   --context-size <N>     KV cells per conversation (default 4096)
   --max-waiting <N>      session creations that may wait for a free one; past it 429 (default 4 x max-sessions)
+  --queue-timeout <S>    longest wait for a free session before 429 (default 10)
   --idle-timeout <S>     seconds after which a session no request touched is freed (default 30)
   --drain-timeout <S>    on SIGTERM, seconds open sessions may take to finish (default 30)
   --api-key-file <file>  API keys, one per line (several for rotation); else QWEN3GUARD_API_KEY
+  --reward-scheme <s>    /get_reward's scheme: hybrid (default) or guard-only
+  --helpfulness-url <u>  the helpfulness reward model for hybrid (else H is 0)
   --log-requests         one line per request on stderr (method, route, status, time; never text)
   -h, --help             show this help
 

@@ -20,9 +20,12 @@ export async function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = pr
       'max-sessions': { type: 'string' },
       'context-size': { type: 'string' },
       'max-waiting': { type: 'string' },
+      'queue-timeout': { type: 'string' },
       'idle-timeout': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'api-key-file': { type: 'string' },
+      'reward-scheme': { type: 'string' },
+      'helpfulness-url': { type: 'string' },
       'log-requests': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -37,6 +40,10 @@ export async function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = pr
   if (apiKeys.length === 0 && !isLoopback(host)) {
     throw new CommandError(`refusing to listen on ${host} without an API key: set QWEN3GUARD_API_KEY or --api-key-file, or bind 127.0.0.1`);
   }
+  const scheme = values['reward-scheme'] ?? 'hybrid';
+  if (scheme !== 'hybrid' && scheme !== 'guard-only') throw new UsageError(`unknown --reward-scheme '${scheme}': use hybrid or guard-only`);
+  const helpfulnessUrl = values['helpfulness-url'];
+  if (helpfulnessUrl !== undefined && !/^https?:\/\//.test(helpfulnessUrl)) throw new UsageError(`--helpfulness-url must be an http(s) URL, got '${helpfulnessUrl}'`);
   const seconds = (name: string, value: string | undefined) => (value === undefined ? undefined : parseCount(`--${name}`, value, 0)! * 1000);
   return {
     model: values.model,
@@ -47,10 +54,12 @@ export async function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = pr
     maxSessions: parseCount('--max-sessions', values['max-sessions']),
     contextSize: parseCount('--context-size', values['context-size'], 64),
     maxWaiting: parseCount('--max-waiting', values['max-waiting'], 0),
+    queueTimeoutMs: seconds('queue-timeout', values['queue-timeout']),
     idleTimeoutMs: seconds('idle-timeout', values['idle-timeout']),
     drainTimeoutMs: seconds('drain-timeout', values['drain-timeout']),
     apiKeys,
     genModelPath: values['gen-model'],
+    reward: { scheme, helpfulnessUrl },
     log: values['log-requests'] ? (line: string) => process.stderr.write(`${line}\n`) : undefined,
   };
 }

@@ -223,7 +223,7 @@ export class RemoteGenBackend implements GenBackend {
       let status: number;
       let text: string;
       try {
-        const response = await fetch(this.url, {
+        const response = await (this.options.fetch ?? globalThis.fetch)(this.url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}), ...headers },
           body,

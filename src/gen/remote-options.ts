@@ -27,6 +27,8 @@ export const remoteGenOptionsSchema = z
      * 'none' sends none (SGLang, Ollama). Either way the returned list is checked, so it parses or the check fails.
      */
     grammar: z.enum(['llama.cpp', 'vllm', 'none']).default('none'),
+    /** The fetch to use (a runtime's own, one with a custom agent); default the global fetch. */
+    fetch: z.custom<typeof fetch>((v) => typeof v === 'function', { message: 'fetch must be a function like the global fetch' }).optional(),
   })
   .strict();
 

@@ -12,6 +12,8 @@ export const PATHS = {
   info: '/v1/info',
   sessions: '/v1/sessions',
   completions: '/v1/completions',
+  /** The safety reward for RL trainers (OpenRLHF's reference route). */
+  reward: '/get_reward',
 } as const;
 
 export const HEADERS = {

@@ -37,6 +37,15 @@ export const serveOptionsSchema = z
     keepAliveTimeoutMs: z.number().int().min(100).default(65_000),
     /** On shutdown: how long open sessions may finish before they are cut. */
     drainTimeoutMs: z.number().int().min(0).default(30_000),
+    /** `/get_reward` (with a Gen model): the scheme and H, as `safetyReward` takes them. */
+    reward: z
+      .object({
+        scheme: z.enum(['hybrid', 'guard-only']).default('hybrid'),
+        /** A helpfulness reward model's URL (see safetyReward); without one H is 0. */
+        helpfulnessUrl: z.string().url().optional(),
+      })
+      .strict()
+      .default({ scheme: 'hybrid' }),
     /** One line per request (method, route, status, ms; never text). */
     log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
   })

@@ -9,6 +9,7 @@ import { OptionsError, parseOptions } from '../shared/validation.js';
 import type { z } from 'zod';
 import { isLoopback, keyChecker } from './auth.js';
 import { GenCompletions } from './gen-completions.js';
+import { GenService } from './gen-service.js';
 import { HttpError } from './http-error.js';
 import { parseBody, readJson, sendError, sendJson } from './http-io.js';
 import { ServerMetrics } from './metrics.js';
@@ -91,6 +92,13 @@ export async function startServer(input: ServeOptions): Promise<GuardServer> {
       sendJson(res, answer.status, answer.json);
       return 'completions';
     }
+    if (path === PATHS.reward) {
+      only('POST');
+      if (!gen) throw new HttpError('not-found', 'The reward needs a Qwen3Guard-Gen model: start the server with --gen-model (or --model <gen.gguf>)');
+      const reply = await gen.rewardRequest(await readJson(req, options.maxBodyBytes));
+      sendJson(res, reply.status, reply.body);
+      return 'reward';
+    }
     if (!sessions) {
       if (path.startsWith(PATHS.sessions)) throw new HttpError('not-found', 'This server serves no Qwen3Guard-Stream model (only Gen, at /v1/completions)');
       throw new HttpError('not-found', `No route ${path}`);
@@ -135,7 +143,16 @@ export async function startServer(input: ServeOptions): Promise<GuardServer> {
     }
   }
 
-  const server: Server = createServer({ requestTimeout: options.requestTimeoutMs, headersTimeout: options.headersTimeoutMs, keepAliveTimeout: options.keepAliveTimeoutMs }, (req, res) => void handle(req, res));
+  const server: Server = createServer(
+    {
+      requestTimeout: options.requestTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      // How often the timeouts above are checked (Node's default, 30 s, would let a slow client stay that long).
+      connectionsCheckingInterval: Math.min(1000, options.headersTimeoutMs),
+    },
+    (req, res) => void handle(req, res),
+  );
   const sweeper = setInterval(() => sessions?.sweep(), Math.min(1000, options.idleTimeoutMs / 2)).unref();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -156,7 +173,7 @@ export async function startServer(input: ServeOptions): Promise<GuardServer> {
       server.closeAllConnections();
       await sessions?.closeAll();
       await stream?.dispose();
-      await gen?.engine.dispose();
+      await gen?.dispose();
     })());
   return {
     url: `http://${host}:${port}`,
@@ -169,7 +186,7 @@ export async function startServer(input: ServeOptions): Promise<GuardServer> {
 }
 
 /** The Stream model and/or the Gen model: `modelPath` may be either (detected from the file). */
-async function loadModels(options: ResolvedServeOptions): Promise<{ stream: LocalGuard | null; gen: { engine: GenCompletions; name: string } | null }> {
+async function loadModels(options: ResolvedServeOptions): Promise<{ stream: LocalGuard | null; gen: GenService | null }> {
   const modelIsGen = options.modelPath !== undefined && (await detectVariantOfFile(options.modelPath).catch(() => 'unknown')) === 'gen';
   const genPath = modelIsGen ? options.modelPath : options.genModelPath;
   const common = { threads: options.threads, gpu: options.gpu, maxSessions: options.maxSessions, contextSize: options.contextSize, kvCacheType: options.kvCacheType, maxWaiting: options.maxWaiting ?? options.maxSessions * 4 };
@@ -178,7 +195,8 @@ async function loadModels(options: ResolvedServeOptions): Promise<{ stream: Loca
     if (!genPath) return { stream, gen: null };
     const genOptions = { ...parseOptions(genOptionsSchema, { ...common, modelPath: genPath }, 'serve.genModel'), modelPath: genPath };
     const engine = await GenCompletions.load(genOptions);
-    return { stream, gen: { engine, name: genName(genPath) } };
+    const { scheme, helpfulnessUrl } = options.reward;
+    return { stream, gen: new GenService(engine, genName(genPath), { scheme, helpfulness: helpfulnessUrl ? { url: helpfulnessUrl } : undefined }) };
   } catch (error) {
     await stream?.dispose();
     throw error;
