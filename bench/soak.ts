@@ -4,14 +4,19 @@
  * points, a quarter turning unsafe. Checks that every stream ends, every session is returned, nothing is left
  * unhandled, resident memory stops growing after warm-up and latency does not drift.
  *
- * Counts: SOAK_STREAMS (default 2000), SOAK_CONCURRENCY (32), SOAK_SESSIONS (4). The test suite runs it with
- * reduced counts (test/soak.test.ts). The guard is the planted fixture (deterministic unsafe words), so the
- * load is the middleware's and the engine's bookkeeping more than the model's arithmetic.
+ * Target: SOAK_TARGET=serve (the default of `npm run soak`) runs the streams through a `qwen3guard serve`
+ * process with its default settings, over the remote client, and measures the server's resident memory;
+ * SOAK_TARGET=local runs them through a guard in this process. Counts: SOAK_STREAMS (default 10000 for serve,
+ * 2000 local), SOAK_CONCURRENCY (32), SOAK_SESSIONS (4, local only: serve keeps its default). The test suite
+ * runs both with reduced counts (test/soak.test.ts). The guard is the planted fixture (deterministic unsafe
+ * words), so the load is the middleware's and the engine's bookkeeping more than the model's arithmetic.
  */
 import { pathToFileURL } from 'node:url';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
+import { readFile } from 'node:fs/promises';
 import { LocalGuard } from '../src/engine/guard.js';
-import { qwen3GuardMiddleware } from '../src/index.js';
+import { qwen3GuardMiddleware, Qwen3Guard, type StreamGuard } from '../src/index.js';
+import { startServe } from '../test/fixtures/serve-process.js';
 import { convertedModel, plantedCheckpoint } from '../test/fixtures/cache.js';
 import { Rng } from '../test/fixtures/random.js';
 import { scriptedModel, split } from '../test/fixtures/scripted-model.js';
@@ -27,6 +32,58 @@ export interface SoakOptions {
   reuseKv?: boolean;
   /** Share of streams the client aborts (default a third). */
   abortShare?: number;
+  /** Through a guard in this process (default), or a `qwen3guard serve` process with its default settings. */
+  target?: 'local' | 'serve';
+}
+
+/** The guard under soak, with how its process's memory and its free sessions are read. */
+interface Target {
+  guard: StreamGuard;
+  rssMb(): Promise<number>;
+  /** Whether every session is free again. */
+  sessionsReturned(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+async function localTarget(options: SoakOptions): Promise<Target> {
+  const modelPath = await convertedModel(await plantedCheckpoint(), 'q8_0');
+  const guard = await LocalGuard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions, reuseKv: options.reuseKv ?? true });
+  return {
+    guard,
+    rssMb: async () => rssMb(),
+    async sessionsReturned() {
+      // Every sequence is back: maxSessions sessions are granted at once.
+      const probe = AbortSignal.timeout(5000);
+      return Promise.all(Array.from({ length: options.maxSessions }, () => guard.createSession({ signal: probe })))
+        .then(async (sessions) => (await Promise.all(sessions.map((s) => s.dispose())), true))
+        .catch(() => false);
+    },
+    async close() {
+      if (process.env.SOAK_STATS) console.error(JSON.stringify(guard.stats));
+      await guard.dispose();
+    },
+  };
+}
+
+/** A `qwen3guard serve` with its defaults (only the model, a free port and the threads given). */
+async function serveTarget(): Promise<Target> {
+  const server = await startServe();
+  const guard = Qwen3Guard.remote({ baseURL: server.url, timeoutMs: 60_000 });
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+  return {
+    guard,
+    rssMb: async () => Number(/^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${server.pid}/status`, 'utf8'))![1]) / 1024,
+    async sessionsReturned() {
+      // Sessions end with the client's DELETE (sent as each stream ends): give the last ones a moment.
+      for (let i = 0; i < 50 && (await metric('qwen3guard_sessions_open')) !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+      return (await metric('qwen3guard_sessions_open')) === 0;
+    },
+    async close() {
+      await guard.dispose();
+      server.kill('SIGTERM');
+      await server.exited;
+    },
+  };
 }
 
 export interface SoakReport {
@@ -63,9 +120,8 @@ const rssMb = () => {
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const rng = new Rng(options.seed ?? 2026);
-  const modelPath = await convertedModel(await plantedCheckpoint(), 'q8_0');
-  const guard = await LocalGuard.load({ modelPath, gpu: false, threads: 2, contextSize: 512, maxSessions: options.maxSessions, reuseKv: options.reuseKv ?? true });
-  const middleware = qwen3GuardMiddleware({ guard }) as LanguageModelMiddleware;
+  const target = options.target === 'serve' ? await serveTarget() : await localTarget(options);
+  const middleware = qwen3GuardMiddleware({ guard: target.guard }) as LanguageModelMiddleware;
   let unhandled = 0;
   const onUnhandled = () => unhandled++;
   process.on('unhandledRejection', onUnhandled);
@@ -123,26 +179,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     while (next < options.streams) {
       const i = next++;
       await one(i);
-      if (i === options.window - 1) rssAfterWarmup = rssMb();
+      if (i === options.window - 1) rssAfterWarmup = await target.rssMb();
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  const rssEnd = rssMb();
-
-  // Every sequence is back: maxSessions sessions are granted at once.
-  const probe = new AbortController();
-  const probeTimer = setTimeout(() => probe.abort(new Error('not returned')), 5000);
-  const sessionsReturned = await Promise.all(Array.from({ length: options.maxSessions }, () => guard.createSession({ signal: probe.signal })))
-    .then(async (sessions) => {
-      await Promise.all(sessions.map((s) => s.dispose()));
-      return true;
-    })
-    .catch(() => false);
-  clearTimeout(probeTimer);
+  const rssEnd = await target.rssMb();
+  const sessionsReturned = await target.sessionsReturned();
   await new Promise((r) => setTimeout(r, 50));
   process.off('unhandledRejection', onUnhandled);
-  if (process.env.SOAK_STATS) console.error(JSON.stringify(guard.stats));
-  await guard.dispose();
+  await target.close();
   const first = latencies.slice(0, options.window);
   const last = latencies.slice(-options.window);
   return {
@@ -165,8 +210,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
-  const options = { streams: env('SOAK_STREAMS', 2000), concurrency: env('SOAK_CONCURRENCY', 32), maxSessions: env('SOAK_SESSIONS', 4), window: env('SOAK_WINDOW', 200), reuseKv: process.env.SOAK_REUSE !== '0', abortShare: env('SOAK_ABORTS', 1 / 3) };
-  console.log(`soak: ${options.streams} streams, ${options.concurrency} at a time, maxSessions ${options.maxSessions}`);
+  const target = process.env.SOAK_TARGET === 'local' ? 'local' : 'serve';
+  const options = {
+    target,
+    streams: env('SOAK_STREAMS', target === 'serve' ? 10_000 : 2000),
+    concurrency: env('SOAK_CONCURRENCY', 32),
+    maxSessions: env('SOAK_SESSIONS', 4),
+    window: env('SOAK_WINDOW', 500),
+    reuseKv: process.env.SOAK_REUSE !== '0',
+    abortShare: env('SOAK_ABORTS', 1 / 3),
+  } as const;
+  console.log(`soak: ${options.streams} streams through ${target === 'serve' ? 'qwen3guard serve (its defaults)' : `a local guard (maxSessions ${options.maxSessions})`}, ${options.concurrency} at a time`);
   const report = await runSoak(options);
   console.log(JSON.stringify(report, null, 2));
   const problems = [
@@ -174,7 +228,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     report.unhandledRejections > 0 && `${report.unhandledRejections} unhandled rejections`,
     report.leakedUnsafe > 0 && `${report.leakedUnsafe} streams showed unsafe text`,
     !report.sessionsReturned && 'guard sessions were not all returned',
-    report.rssGrowthMb >= 50 && `resident memory grew ${report.rssGrowthMb} MB after warm-up`,
+    report.rssGrowthMb >= (target === 'serve' ? 100 : 50) && `resident memory grew ${report.rssGrowthMb} MB after warm-up`,
     report.p95LastMs > report.p95FirstMs * 1.1 + 20 && `p95 latency drifted from ${report.p95FirstMs} to ${report.p95LastMs} ms`,
   ].filter(Boolean);
   console.log(problems.length ? `FAILED: ${problems.join('; ')}` : 'ok: every stream ended, every session returned, no growth, no drift');

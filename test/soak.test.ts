@@ -7,6 +7,17 @@ import { runSoak } from '../bench/soak.js';
  * (BENCHMARKS.md), since a few hundred streams on a shared CI machine are too few for them.
  */
 describe('soak (reduced)', () => {
+  it('through qwen3guard serve too: every stream ends, every session is freed on the server, no unsafe text', async () => {
+    const report = await runSoak({ target: 'serve', streams: 120, concurrency: 16, maxSessions: 4, window: 40, seed: 12 });
+    expect(report.hung).toBe(0);
+    expect(report.unhandledRejections).toBe(0);
+    expect(report.leakedUnsafe).toBe(0);
+    expect(report.sessionsReturned).toBe(true);
+    expect(report.ended.stop + report.ended.contentFilter + report.ended.aborted).toBe(report.streams);
+    expect(report.ended.contentFilter).toBeGreaterThan(0);
+    expect(report.ended.aborted).toBeGreaterThan(0);
+  });
+
   it('ends every stream, returns every session, leaves nothing unhandled and shows no unsafe text', async () => {
     const report = await runSoak({ streams: 160, concurrency: 16, maxSessions: 4, window: 40, seed: 11 });
     expect(report.hung).toBe(0);

@@ -107,7 +107,10 @@ export async function startServer(input: ServeOptions): Promise<GuardServer> {
       only('POST');
       const body = parseBody(createSessionSchema, await readJson(req, options.maxBodyBytes), 'session');
       const key = req.headers[HEADERS.idempotency];
-      sendJson(res, 201, await sessions.create(body, typeof key === 'string' ? key : undefined));
+      const claim = sessions.create(body, typeof key === 'string' ? key : undefined);
+      // A client that leaves before the answer will never use the session: it is freed, not left to the idle timeout.
+      res.on('close', () => res.writableFinished || claim.abandon());
+      sendJson(res, 201, await claim.result);
       return 'sessions';
     }
     const match = SESSION_PATH.exec(path);

@@ -25,6 +25,21 @@ interface Served {
 
 type Created = { session: string; verdict: Awaited<ReturnType<GuardSession['checkPrompt']>>; counts: TokenCounts };
 
+/** A creation in progress or done, with the requests waiting for it (retries share one by idempotency key). */
+interface Creation {
+  at: number;
+  result: Promise<Created>;
+  claims: number;
+  /** Aborted once every request for it went away: no one will learn the session's id. */
+  abandoned: AbortController;
+}
+
+/** A request's hold on a creation: its result, and what to call if its client leaves before the answer. */
+export interface CreationClaim {
+  result: Promise<Created>;
+  abandon(): void;
+}
+
 /** How long an idempotency key answers a repeated creation with the same session. */
 const IDEMPOTENCY_MS = 60_000;
 
@@ -36,7 +51,7 @@ const snapshot = (counts: TokenCounts): TokenCounts => ({ ...counts });
  */
 export class StreamSessions {
   private readonly sessions = new Map<string, Served>();
-  private readonly creations = new Map<string, { at: number; result: Promise<Created> }>();
+  private readonly creations = new Map<string, Creation>();
   private draining = false;
 
   constructor(
@@ -49,26 +64,44 @@ export class StreamSessions {
     return this.sessions.size;
   }
 
-  /** Creates a session and checks its conversation; a repeated idempotency key gets the first answer again. */
-  create(body: z.output<typeof createSessionSchema>, idempotencyKey: string | undefined): Promise<Created> {
+  /**
+   * Creates a session and checks its conversation; a repeated idempotency key gets the first answer again. A
+   * creation every requester abandoned (its clients left before the answer) stops waiting, or is freed at once.
+   */
+  create(body: z.output<typeof createSessionSchema>, idempotencyKey: string | undefined): CreationClaim {
     if (this.draining) throw new HttpError('draining', 'The server is shutting down: open a session on another instance', { 'retry-after': '1' });
     if (body.messages.length > this.options.maxMessages) throw new HttpError('too-large', `messages has ${body.messages.length} entries, more than the server's limit of ${this.options.maxMessages}`);
-    const known = idempotencyKey ? this.creations.get(idempotencyKey) : undefined;
-    if (known) return known.result;
-    const result = this.open(body);
-    if (idempotencyKey) {
-      this.creations.set(idempotencyKey, { at: performance.now(), result });
-      result.catch(() => this.creations.delete(idempotencyKey));
+    let creation = idempotencyKey ? this.creations.get(idempotencyKey) : undefined;
+    if (!creation) {
+      const abandoned = new AbortController();
+      creation = { at: performance.now(), result: this.open(body, abandoned.signal), claims: 0, abandoned };
+      if (idempotencyKey) {
+        this.creations.set(idempotencyKey, creation);
+        creation.result.catch(() => this.creations.delete(idempotencyKey));
+      }
     }
-    return result;
+    const held = creation;
+    held.claims++;
+    let abandoned = false;
+    return {
+      result: held.result,
+      abandon: () => {
+        if (abandoned || --held.claims > 0) return;
+        abandoned = true;
+        held.abandoned.abort();
+        if (idempotencyKey) this.creations.delete(idempotencyKey);
+        held.result.then((created) => this.remove(created.session), () => undefined);
+      },
+    };
   }
 
-  private async open(body: z.output<typeof createSessionSchema>): Promise<Created> {
+  private async open(body: z.output<typeof createSessionSchema>, abandoned: AbortSignal): Promise<Created> {
     const waited = performance.now();
     let session: GuardSession;
     try {
-      session = await this.guard.createSession({ signal: AbortSignal.timeout(this.options.queueTimeoutMs) });
+      session = await this.guard.createSession({ signal: AbortSignal.any([AbortSignal.timeout(this.options.queueTimeoutMs), abandoned]) });
     } catch (error) {
+      if (abandoned.aborted) throw new HttpError('bad-request', 'The client went away before its session was created');
       this.metrics.rejected.inc({ reason: 'busy' });
       const why = error instanceof GuardBusyError ? 'every session is in use and the queue is full' : `no session became free within ${this.options.queueTimeoutMs} ms`;
       throw new HttpError('busy', `The guard is busy: ${why}. Retry later, or add instances`, { 'retry-after': '1' });
