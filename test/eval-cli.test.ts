@@ -7,6 +7,7 @@ import type { EvalSummary } from '../src/eval/summary.js';
 import { convertedModel, plantedCheckpoint } from './fixtures/cache.js';
 import { ISOLATED_ENV, runCli, startCli } from './fixtures/cli-process.js';
 import { HUB_COMMIT, HubServer } from './fixtures/hub-server.js';
+import { startServe } from './fixtures/serve-process.js';
 
 const user = (content: string) => ({ role: 'user', content });
 const assistant = (content: string) => ({ role: 'assistant', content });
@@ -100,10 +101,25 @@ describe('qwen3guard eval', () => {
     }
   });
 
+  it('evaluates a guard service (--model <url>) exactly as the same model in process', async () => {
+    const serve = await startServe(['--model', model], { QWEN3GUARD_API_KEY: 'eval-key-0123456789abcdef' });
+    try {
+      const dir = await mkdtemp(join(scratch, 'remote-'));
+      const local = await runCli(['eval', '--model', model, '--data', data, '--summary', join(dir, 'local.json'), '--no-probabilities'], ISOLATED_ENV);
+      expect(local.code).toBe(0);
+      const served = await runCli(['eval', '--model', serve.url, '--data', data, '--summary', join(dir, 'remote.json')], { ...ISOLATED_ENV, QWEN3GUARD_API_KEY: 'eval-key-0123456789abcdef' });
+      expect(served.code, served.stderr).toBe(0);
+      const read = async (name: string) => withoutTiming(JSON.parse(await readFile(join(dir, name), 'utf8'))).map(({ model: _, ...rest }: Record<string, unknown>) => rest);
+      expect(await read('remote.json')).toEqual(await read('local.json'));
+    } finally {
+      serve.kill('SIGKILL');
+    }
+  });
+
   it('explains what it cannot run', async () => {
-    const remote = await runCli(['eval', '--model', 'http://127.0.0.1:9/guard', '--data', data], ISOLATED_ENV);
+    const remote = await runCli(['eval', '--model', 'http://127.0.0.1:9', '--data', data], ISOLATED_ENV);
     expect(remote.code).toBe(1);
-    expect(remote.stderr).toMatch(/^qwen3guard eval: http:\/\/127\.0\.0\.1:9\/guard: evaluating a remote guard service needs its client/);
+    expect(remote.stderr).toMatch(/\nqwen3guard eval: The guard service at http:\/\/127\.0\.0\.1:9 could not be reached for what it serves/);
     const usage = await runCli(['eval', '--model', model], ISOLATED_ENV);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^qwen3guard eval: missing --data/);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { readDataset } from '../eval/dataset.js';
 import { evaluate, type EvalProgress, type EvaluateResult } from '../eval/evaluate.js';
 import { fetchHubDataset, parseHubDataset } from '../eval/hf-dataset.js';
-import { loadLocalGuard, type GuardLoadOptions, type LoadedGuard, type RemoteGuardFactory } from '../eval/load-guard.js';
+import { loadLocalGuard, loadRemoteGuard, type GuardLoadOptions, type LoadedGuard, type RemoteGuardFactory } from '../eval/load-guard.js';
 import { progressText } from '../eval/progress.js';
 import { renderReport } from '../eval/report/html.js';
 import { appendResult, readResults, ResultsFileError } from '../eval/results-file.js';
@@ -72,7 +72,7 @@ export interface EvalHooks {
 }
 
 async function loadGuard(spec: string, options: GuardLoadOptions, hooks: EvalHooks): Promise<LoadedGuard> {
-  if (/^https?:\/\//i.test(spec) && hooks.remoteGuard) return hooks.remoteGuard(spec, options);
+  if (/^https?:\/\//i.test(spec)) return (hooks.remoteGuard ?? loadRemoteGuard)(spec, options);
   return loadLocalGuard(await resolveModelArg(spec), options);
 }
 
@@ -124,11 +124,6 @@ export async function runEval(argv: string[], hooks: EvalHooks = {}): Promise<nu
   if (!args) {
     process.stdout.write(`${EVAL_HELP}\n`);
     return 0;
-  }
-  for (const model of [args.model, args.compare]) {
-    if (model && /^https?:\/\//i.test(model) && !hooks.remoteGuard) {
-      throw new CommandError(`${model}: evaluating a remote guard service needs its client, which this build does not include: give a local GGUF or a pulled model's name`);
-    }
   }
   const interrupt = new AbortController();
   // `on`, not `once`: a signal-exit handler (loaded with node-llama-cpp) re-raises a SIGINT that no other

@@ -37,3 +37,25 @@ export async function loadLocalGuard(modelPath: string, options: GuardLoadOption
   const guard = await LocalGuard.load({ ...common, responseProbabilities: options.probabilities });
   return { guard, kind: 'stream', dispose: () => guard.dispose() };
 }
+
+/**
+ * `--model <url>`: a `qwen3guard serve` (API key from QWEN3GUARD_API_KEY), evaluated through the remote client
+ * it serves: its Stream model, or its Gen model when it serves Gen only. A served Stream model reports no
+ * response probabilities, so the response threshold sweep needs a local model.
+ */
+export const loadRemoteGuard: RemoteGuardFactory = async (url, options) => {
+  const { remoteGuardOptionsSchema } = await import('../remote/options.js');
+  const { ServiceClient } = await import('../remote/service-client.js');
+  const { infoSchema, PATHS } = await import('../protocol/wire.js');
+  const { parseOptions } = await import('../shared/validation.js');
+  const remote = parseOptions(remoteGuardOptionsSchema, { baseURL: url, apiKey: process.env.QWEN3GUARD_API_KEY || undefined, timeoutMs: 300_000 }, 'eval --model');
+  const info = await new ServiceClient(remote).call({ method: 'GET', path: PATHS.info, schema: infoSchema, idempotent: true, what: 'what it serves (GET /v1/info)' });
+  if (info.stream) {
+    const { RemoteGuard } = await import('../remote/remote-guard.js');
+    const guard = new RemoteGuard(remote);
+    return { guard, kind: 'stream', dispose: () => guard.dispose() };
+  }
+  const { Qwen3GuardGen } = await import('../gen/classifier.js');
+  const guard = Qwen3GuardGen.remote({ baseURL: `${remote.baseURL.replace(/\/+$/, '')}/v1`, model: info.gen!.model, apiKey: remote.apiKey, maxConcurrency: options.concurrency, timeoutMs: 300_000 });
+  return { guard, kind: 'gen', dispose: () => guard.dispose() };
+};
