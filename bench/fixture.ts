@@ -1,7 +1,11 @@
+import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { OutputType } from '../src/convert/ggml-types.js';
 import type { LocalGuard } from '../src/engine/guard.js';
-import { cachedDir, convertedModel, singleTokenIds } from '../test/fixtures/cache.js';
-import { QWEN3_0_6B, randomTensors, writeCheckpoint } from '../test/fixtures/checkpoint.js';
+import { cachedDir, convertedModel, FIXTURE_ROOT, singleTokenIds } from '../test/fixtures/cache.js';
+import { QWEN3_0_6B, randomTensors, TOKENIZER_DIR, writeCheckpoint } from '../test/fixtures/checkpoint.js';
+import { GEN_CHAT_TEMPLATE, genConfigJson } from '../test/fixtures/gen-checkpoint.js';
+import { convertedGen } from '../test/fixtures/gen-models.js';
 import { trainedLikeTensors } from '../test/fixtures/trained-like.js';
 
 /**
@@ -13,6 +17,23 @@ export async function benchModel(type: OutputType = 'q8_0'): Promise<string> {
     writeCheckpoint(dir, QWEN3_0_6B, randomTensors(QWEN3_0_6B, 42, true), { dtype: 'BF16' }),
   );
   return convertedModel(checkpoint, type);
+}
+
+/**
+ * A Qwen3Guard-Gen with the same 0.6B shapes and backbone weights as `benchModel` (the Gen checkpoint links the
+ * Stream one's safetensors: the converter reads only the backbone for Gen), q8_0.
+ */
+export async function genBenchModel(): Promise<string> {
+  await benchModel();
+  const streamCheckpoint = join(FIXTURE_ROOT, 'qwen3guard-0.6b-shape-random-v1');
+  const genCheckpoint = await cachedDir('qwen3guard-gen-0.6b-shape-random-v1', async (dir) => {
+    await writeFile(join(dir, 'config.json'), JSON.stringify(genConfigJson(QWEN3_0_6B), null, 2));
+    await copyFile(join(TOKENIZER_DIR, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    const config = JSON.parse(await readFile(join(TOKENIZER_DIR, 'tokenizer_config.json'), 'utf8'));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, chat_template: GEN_CHAT_TEMPLATE }));
+    await symlink(join(streamCheckpoint, 'model.safetensors'), join(dir, 'model.safetensors'));
+  });
+  return convertedGen(genCheckpoint, 'q8_0');
 }
 
 /** The words the trained-like benchmark guard labels Unsafe / Violent (any other token is Safe). */

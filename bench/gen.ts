@@ -12,19 +12,14 @@
  * (a trained Gen's are), so its remote checks fail by design; the tiny model leaves the transport's own cost
  * (HTTP, JSON, the server tokenizing the raw prompt, a request per call) as the difference.
  */
-import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
 import { LocalGuard } from '../src/engine/guard.js';
 import type { GuardMessage } from '../src/guard/types.js';
 import { Qwen3GuardGen } from '../src/index.js';
 import { continued, renderGen } from '../src/gen/template.js';
-import { cachedDir, FIXTURE_ROOT } from '../test/fixtures/cache.js';
-import { QWEN3_0_6B, TOKENIZER_DIR } from '../test/fixtures/checkpoint.js';
-import { GEN_CHAT_TEMPLATE, genConfigJson } from '../test/fixtures/gen-checkpoint.js';
-import { convertedGen, quietPlantedGenPath } from '../test/fixtures/gen-models.js';
+import { quietPlantedGenPath } from '../test/fixtures/gen-models.js';
 import { startGenServer } from '../test/fixtures/gen-server.js';
-import { benchModel } from './fixture.js';
+import { benchModel, genBenchModel } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const gpu = process.env.BENCH_GPU === '1' ? 'auto' : false;
@@ -32,16 +27,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const now = () => performance.now();
 
 const streamPath = await benchModel();
-// bench/fixture.ts's checkpoint (benchModel built it above).
-const streamCheckpoint = join(FIXTURE_ROOT, 'qwen3guard-0.6b-shape-random-v1');
-const genCheckpoint = await cachedDir('qwen3guard-gen-0.6b-shape-random-v1', async (dir) => {
-  await writeFile(join(dir, 'config.json'), JSON.stringify(genConfigJson(QWEN3_0_6B), null, 2));
-  await copyFile(join(TOKENIZER_DIR, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  const config = JSON.parse(await readFile(join(TOKENIZER_DIR, 'tokenizer_config.json'), 'utf8'));
-  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, chat_template: GEN_CHAT_TEMPLATE }));
-  await symlink(join(streamCheckpoint, 'model.safetensors'), join(dir, 'model.safetensors'));
-});
-const genPath = await convertedGen(genCheckpoint, 'q8_0');
+const genPath = await genBenchModel();
 
 const stream = await LocalGuard.load({ modelPath: streamPath, contextSize: 4096, maxSessions: 1, gpu, reuseKv: false });
 const gen = await Qwen3GuardGen.load({ modelPath: genPath, contextSize: 4096, maxSessions: 1, gpu, threads: stream.threads });
