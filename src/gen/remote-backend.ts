@@ -1,4 +1,5 @@
 import type { Piece } from '../format/template.js';
+import { anySignal } from '../shared/abort.js';
 import { Permits } from '../shared/permits.js';
 import { parseOptions } from '../shared/validation.js';
 import type { GenBackend, GenSlot } from './backend.js';
@@ -209,7 +210,7 @@ export class RemoteGenBackend implements GenBackend {
     if (this.disposed) throw new Error('This Qwen3GuardGen was disposed');
     const { timeoutMs, retries, retryBaseMs, apiKey, headers, model } = this.options;
     const deadline = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const combined = anySignal(signal, deadline);
     const body = JSON.stringify({ model, temperature: 0, ...fields });
     const interrupted = (error: unknown) => {
       if (signal?.aborted) return signal.reason as unknown;

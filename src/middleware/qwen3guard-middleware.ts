@@ -3,6 +3,7 @@ import type { PromptVerdict } from '../guard/types.js';
 import { checkCategories } from '../policy/categories.js';
 import { PolicyFailures, resolvePromptPolicy, resolveResponsePolicy } from '../policy/resolve.js';
 import { requestOverrideSchema } from '../policy/schema.js';
+import { anySignal } from '../shared/abort.js';
 import { OptionsError, parseOptions } from '../shared/validation.js';
 import { genGenerated, GenLoader, genStream, type GenResponseContext } from './gen-check.js';
 import { blockedResult, moderateGenerated } from './guard-generate.js';
@@ -50,7 +51,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
     const responsePolicy = resolveResponsePolicy(resolved.response, override.response, failures);
     const startedAt = performance.now();
     const abort = new AbortController();
-    const signal = params.abortSignal ? AbortSignal.any([params.abortSignal, abort.signal]) : abort.signal;
+    const signal = anySignal(params.abortSignal, abort.signal);
     const context: PromptCheckContext = {
       guard,
       gen: resolved.gen?.prompt ? gen! : undefined,
@@ -106,7 +107,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
       if (!request) return doStream();
       // With the continue action every upstream call has its own signal too: a rollback aborts only its call.
       const first = request.responsePolicy.continues ? new AbortController() : null;
-      const signal = first ? AbortSignal.any([request.signal, first.signal]) : request.signal;
+      const signal = anySignal(request.signal, first?.signal);
       const outcome = await upstream(request, () => (model as LanguageModelV4).doStream({ ...params, abortSignal: signal }));
       if ('blocked' in outcome) {
         const refused = new GuardedStream(
@@ -122,7 +123,7 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
         ? {
             prompt: params.prompt,
             first,
-            call: (prompt: LanguageModelV4Prompt, signal: AbortSignal) => (model as LanguageModelV4).doStream({ ...params, prompt, abortSignal: AbortSignal.any([request.signal, signal]) }),
+            call: (prompt: LanguageModelV4Prompt, signal: AbortSignal) => (model as LanguageModelV4).doStream({ ...params, prompt, abortSignal: anySignal(request.signal, signal) }),
           }
         : undefined;
       const guarded = new GuardedStream(

@@ -3,6 +3,7 @@ import { validateMessages, validatePart, validateText } from '../guard/input-val
 import { zeroCounts, type SessionOptions, type StreamGuardSession, type TokenCounts } from '../guard/stream-guard.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from '../guard/types.js';
 import { HEADERS, PATHS, sessionAnswerSchema, sessionCreatedSchema, type SessionAnswer, type SessionCall } from '../protocol/wire.js';
+import { anySignal } from '../shared/abort.js';
 import type { ConversationKeys } from './conversation-key.js';
 import type { ServiceClient } from './service-client.js';
 
@@ -37,7 +38,7 @@ export class RemoteSession implements StreamGuardSession {
     private readonly service: SessionService,
     private readonly options: SessionOptions,
   ) {
-    this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
+    this.signal = anySignal(options.signal, this.abort.signal);
   }
 
   checkPrompt(messages: readonly GuardMessage[], options: { knownVerdict?: PromptVerdict } = {}): Promise<PromptVerdict> {

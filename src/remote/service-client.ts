@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { RemoteGuardError, type RemoteFailureCode } from '../guard/errors.js';
 import { errorBodySchema } from '../protocol/wire.js';
+import { linkSignals } from '../shared/abort.js';
 import type { ResolvedRemoteGuardOptions } from './options.js';
 
 export interface ServiceCall<T> {
@@ -58,9 +59,17 @@ export class ServiceClient {
   }
 
   async call<T>(call: ServiceCall<T>): Promise<T> {
+    const deadline = AbortSignal.timeout(this.options.timeoutMs);
+    const { signal, release } = linkSignals(call.signal, deadline);
+    try {
+      return await this.attempts(call, signal, deadline);
+    } finally {
+      release();
+    }
+  }
+
+  private async attempts<T>(call: ServiceCall<T>, signal: AbortSignal, deadline: AbortSignal): Promise<T> {
     const { timeoutMs, retries, retryBaseMs } = this.options;
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = call.signal ? AbortSignal.any([call.signal, deadline]) : deadline;
     const started = performance.now();
     const timedOut = () => new RemoteGuardError(`The guard service did not answer ${call.what} within ${timeoutMs} ms (timeoutMs, ${this.root})`, 'guard-timeout');
     for (let attempt = 0; ; attempt++) {
