@@ -1,5 +1,5 @@
-import { builtinModules } from 'node:module';
 import { defineConfig, type Options } from 'tsup';
+import { nodeOnly } from './test/fixtures/node-only.js';
 
 type Plugin = NonNullable<Options['esbuildPlugins']>[number];
 
@@ -11,7 +11,7 @@ const webOnly: Plugin = {
     build.onEnd(({ metafile }) => ({
       errors: Object.entries(metafile?.inputs ?? {}).flatMap(([file, { imports }]) =>
         imports
-          .filter(({ path }) => path.startsWith('node:') || builtinModules.includes(path) || /^@?node-llama-cpp/.test(path))
+          .filter(({ path }) => nodeOnly(path))
           .map(({ path }) => ({ text: `${file} imports ${path}: the Edge build (src/edge.ts) must load no Node built-in or native module` })),
       ),
     }));

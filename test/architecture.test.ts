@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './fixtures/cache.js';
+import { nodeOnly } from './fixtures/node-only.js';
 
 /**
  * The source's shape, checked: imports run one way (down the ranks below, never within a circle), no file
@@ -124,8 +124,6 @@ describe('architecture', () => {
     visit(join(SRC, entry));
     return { files: seen, packages };
   }
-
-  const nodeOnly = (spec: string) => spec.startsWith('node:') || builtinModules.includes(spec) || spec.startsWith('node-llama-cpp') || spec.startsWith('@node-llama-cpp');
 
   it('the Edge entry point reaches no Node built-in and no native module', () => {
     const { files: loaded, packages } = staticClosure('edge.ts');
