@@ -6,7 +6,8 @@ const nextConfig: NextConfig = {
     // ("Can't resolve '@node-llama-cpp/win-x64-vulkan'", "reflink...node is not placeable in ESM chunks").
     'node-llama-cpp',
     // Loaded by Node too, one copy for the whole server: bundled (instrumentation.ts and the route each in their
-    // own bundle), the build passes but every request fails with guard-load-failed.
+    // own bundle), the build passes but every request fails with guard-load-failed. (Edge routes bundle every
+    // package regardless; there `ai-sdk-qwen3guard` resolves to its Edge build, which has no native code.)
     'ai-sdk-qwen3guard',
   ],
 };

@@ -1,53 +1,7 @@
-'use client';
-/** The chat: each answer comes with its fate under the guard (from the message's metadata). */
-import { useChat } from '@ai-sdk/react';
-import { DefaultChatTransport } from 'ai';
-import { useState, type FormEvent } from 'react';
-import { fateOf, type ChatMessage } from '../lib/verdict';
-import { Answer } from './answer';
+/** The chat page; `?route=edge` talks to the Edge route (guard as a service) instead of the Node.js one (guard in process). */
+import { Chat } from './chat';
 
-const transport = new DefaultChatTransport<ChatMessage>({ api: '/api/chat' });
-
-export default function Chat() {
-  const { messages, sendMessage, status, error } = useChat<ChatMessage>({ transport });
-  const [input, setInput] = useState('');
-  const busy = status === 'submitted' || status === 'streaming';
-
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    if (!input.trim() || busy) return;
-    void sendMessage({ text: input });
-    setInput('');
-  }
-
-  return (
-    <main>
-      <h1>Guarded chat</h1>
-      <ol className="messages">
-        {messages.map((message) => {
-          const text = message.parts.map((p) => (p.type === 'text' ? p.text : '')).join('');
-          if (message.role === 'user') {
-            return (
-              <li key={message.id} className="user" data-testid="user">
-                {text}
-              </li>
-            );
-          }
-          const verdict = message.metadata?.qwen3guard;
-          return (
-            <li key={message.id} className="assistant" data-testid="assistant">
-              {verdict ? <Answer fate={fateOf(text, verdict)} /> : <p className="answer">{text}</p>}
-            </li>
-          );
-        })}
-      </ol>
-      {error && <p className="error">The request failed: {error.message}</p>}
-      <form onSubmit={submit}>
-        <input value={input} onChange={(e) => setInput(e.target.value)} placeholder="Ask something" aria-label="Message" autoFocus />
-        <button type="submit" disabled={busy}>
-          Send
-        </button>
-      </form>
-    </main>
-  );
+export default async function Page({ searchParams }: { searchParams: Promise<{ route?: string }> }) {
+  const { route } = await searchParams;
+  return <Chat api={route === 'edge' ? '/api/chat-edge' : '/api/chat'} />;
 }

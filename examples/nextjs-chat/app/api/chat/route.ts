@@ -1,20 +1,7 @@
-/**
- * The chat endpoint of `useChat`: streams the moderated answer as a UI message stream. The guard's verdict
- * (`providerMetadata.qwen3guard` of the finish part) travels as the message's metadata, which the page reads to
- * show each answer's fate. It carries verdicts and error codes only, never server paths or error text.
- */
-import { convertToModelMessages, createUIMessageStreamResponse, streamText, toUIMessageStream } from 'ai';
-import type { ChatMessage, GuardVerdict } from '../../../lib/verdict';
+/** The chat endpoint on the Node.js runtime, with the guard in this process (lib/model.ts). */
+import { chatResponse } from '../../../lib/chat-response';
 import { chatModel } from '../../../lib/model';
 
-export async function POST(req: Request): Promise<Response> {
-  const { messages } = (await req.json()) as { messages: ChatMessage[] };
-  // req.signal: a client that goes away cancels the upstream request and the guard's work.
-  const result = streamText({ model: chatModel(), messages: await convertToModelMessages(messages), abortSignal: req.signal });
-  return createUIMessageStreamResponse({
-    stream: toUIMessageStream({
-      stream: result.stream,
-      messageMetadata: ({ part }) => (part.type === 'finish-step' ? { qwen3guard: part.providerMetadata?.qwen3guard as unknown as GuardVerdict | undefined } : undefined),
-    }),
-  });
+export function POST(req: Request): Promise<Response> {
+  return chatResponse(req, chatModel());
 }
