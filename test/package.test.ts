@@ -66,6 +66,14 @@ describe('the packed tarball in an empty app', () => {
     expect('stdout' in result ? result.stdout + result.stderr : '').toBe('');
   });
 
+  it('resolves to the full build in Node and to dist/edge.js under the Edge conditions', async () => {
+    const probe = "const m = await import('ai-sdk-qwen3guard'); console.log(import.meta.resolve('ai-sdk-qwen3guard').split('/node_modules/ai-sdk-qwen3guard/')[1], typeof m.convertCheckpoint)";
+    const node = await run(process.execPath, ['--input-type=module', '-e', probe]);
+    expect(node.stdout.trim(), node.stderr).toBe('dist/index.js function');
+    const edge = await run(process.execPath, ['--conditions=edge-light', '--input-type=module', '-e', probe]);
+    expect(edge.stdout.trim(), edge.stderr).toBe('dist/edge.js undefined'); // the Edge build: remote guards only
+  });
+
   it('runs the CLI from the installed bin', async () => {
     const help = await run('npx', ['--no-install', 'qwen3guard', '--help']);
     expect(help.code).toBe(0);
