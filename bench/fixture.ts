@@ -81,3 +81,19 @@ export async function classifyRate(guard: LocalGuard, tokens: readonly number[],
     await guard.pool.settled();
   }
 }
+
+/**
+ * The release lag of each upstream delta: from the server writing it (`deltaTimes`) to the client holding all of
+ * it (`arrivals`: [text length received so far, time] per client delta).
+ */
+export function releaseLags(deltas: readonly string[], arrivals: ReadonlyArray<readonly [number, number]>, deltaTimes: readonly number[]): number[] {
+  const lags: number[] = [];
+  let end = 0;
+  let a = 0;
+  deltas.forEach((d, k) => {
+    end += d.length;
+    while (a < arrivals.length && arrivals[a][0] < end) a++;
+    if (a < arrivals.length) lags.push(arrivals[a][1] - deltaTimes[k]);
+  });
+  return lags;
+}

@@ -14,7 +14,7 @@ import { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware, Qwen3Guard, type StreamGuard } from '../src/index.js';
 import { startOpenAiServer } from '../test/fixtures/openai-server.js';
 import { startServe } from '../test/fixtures/serve-process.js';
-import { FLAG_ONLY_POLICY, tokenDeltas, trainedLikeModel } from './fixture.js';
+import { FLAG_ONLY_POLICY, releaseLags, tokenDeltas, trainedLikeModel } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -53,14 +53,7 @@ async function measure(messages: ModelMessage[], deltas: string[], rate: number,
     arrivals.push([text.length, now]);
   }
   const request = await upstream.request(index);
-  const lags: number[] = [];
-  let end = 0;
-  let a = 0;
-  deltas.forEach((d, k) => {
-    end += d.length;
-    while (a < arrivals.length && arrivals[a][0] < end) a++;
-    if (a < arrivals.length) lags.push(arrivals[a][1] - request.deltaTimes[k]);
-  });
+  const lags = releaseLags(deltas, arrivals, request.deltaTimes);
   if (text !== deltas.join('')) throw new Error('the guarded text differs from the upstream text');
   return { ttft, lags, wallMs: performance.now() - start };
 }

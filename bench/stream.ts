@@ -15,7 +15,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { startOpenAiServer, wordDeltas } from '../test/fixtures/openai-server.js';
-import { benchModel, FLAG_ONLY_POLICY, PLANTED_WORDS, tokenDeltas, trainedLikeModel } from './fixture.js';
+import { benchModel, FLAG_ONLY_POLICY, PLANTED_WORDS, releaseLags, tokenDeltas, trainedLikeModel } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
 const RUNS: Array<{ rate: number; tokens: number }> = [
@@ -90,15 +90,7 @@ async function measure(deltas: string[], rate: number, guarded: LanguageModelMid
   const wallMs = performance.now() - start;
   const used = process.cpuUsage(cpu);
   const request = await server.request(index);
-  // Release lag of each delta: from the server writing it to the client holding all of it.
-  const lags: number[] = [];
-  let end = 0;
-  let a = 0;
-  deltas.forEach((d, k) => {
-    end += d.length;
-    while (a < arrivals.length && arrivals[a][0] < end) a++;
-    if (a < arrivals.length) lags.push(arrivals[a][1] - request.deltaTimes[k]);
-  });
+  const lags = releaseLags(deltas, arrivals, request.deltaTimes);
   const metadata = (await result.providerMetadata)?.qwen3guard as Record<string, any> | undefined;
   return { ttft, lags, cpuMs: (used.user + used.system) / 1000, wallMs, text, metadata };
 }

@@ -1,5 +1,5 @@
 import type { Piece } from '../format/template.js';
-import { anySignal } from '../shared/abort.js';
+import { anySignal, sleep } from '../shared/abort.js';
 import { Permits } from '../shared/permits.js';
 import { parseOptions } from '../shared/validation.js';
 import type { GenBackend, GenSlot } from './backend.js';
@@ -91,20 +91,6 @@ interface Completion {
   finishReason: string | null;
   logprobs: unknown;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 
 /**
  * Qwen3Guard-Gen behind an OpenAI-compatible completions endpoint (vLLM, SGLang, llama.cpp's server). The

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { RemoteGuardError, type RemoteFailureCode } from '../guard/errors.js';
 import { errorBodySchema } from '../protocol/wire.js';
-import { linkSignals } from '../shared/abort.js';
+import { linkSignals, sleep } from '../shared/abort.js';
 import type { ResolvedRemoteGuardOptions } from './options.js';
 
 export interface ServiceCall<T> {
@@ -20,20 +20,6 @@ export interface ServiceCall<T> {
 }
 
 const RETRY_STATUS = new Set([502, 503, 504]);
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 
 /** A failure worth another attempt, with the wait the server asked for (429's Retry-After). */
 class Retryable extends Error {

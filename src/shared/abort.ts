@@ -31,3 +31,19 @@ export function linkSignals(...signals: Array<AbortSignal | undefined>): { signa
 export function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal {
   return linkSignals(...signals).signal;
 }
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts (backoff between retries). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
