@@ -1,19 +1,20 @@
-import { getLlama, type Llama, type LlamaContext, type LlamaGpuType, type LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp';
+import { getLlama, type Llama, type LlamaContext, type LlamaGpuType, type LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
 import type { GuardLayout } from '../format/guard-metadata.js';
 import { modelName } from '../format/model-name.js';
-import { SPECIAL_MARKERS, type Piece } from '../format/template.js';
+import type { Piece } from '../format/template.js';
 import { GuardModelError } from '../guard/errors.js';
 import { guardOptionsSchema, type GuardOptions, type ResolvedGuardOptions } from '../guard/options.js';
 import { STREAM_GUARD, type GuardInfo, type SessionOptions, type StreamGuard } from '../guard/stream-guard.js';
 import { parseOptions } from '../shared/validation.js';
 import { computeLane } from './compute-lane.js';
+import { GuardTokenizer } from './guard-tokenizer.js';
 import { readGuardLayout } from './guard-layout.js';
 import { checkGgufFile, printable, requireBackend } from './load-checks.js';
 import { SequencePool } from './sequence-pool.js';
 import { GuardSession } from './session.js';
 import type { SessionHost } from './session-host.js';
 import { zeroStats, type GuardStats } from './stats.js';
-import { TokenBytes } from './token-bytes.js';
+import type { TokenBytes } from './token-bytes.js';
 
 const llamas = new Map<string, Promise<Llama>>();
 
@@ -41,9 +42,8 @@ export class LocalGuard implements StreamGuard, SessionHost {
   readonly stats: GuardStats = zeroStats();
   /** @internal The sequences and the conversations their KV caches keep. */
   readonly pool: SequencePool;
-  /** Raw bytes of each vocabulary token, to map token spans to character offsets. */
-  readonly tokenBytes: TokenBytes;
-  private readonly specialIds = new Map<string, number>();
+  /** The GGUF's tokenizer (shared with the SGLang backend, which loads the export's vocabulary-only GGUF). */
+  readonly tokenizer: GuardTokenizer;
   readonly info: GuardInfo;
   private disposed = false;
 
@@ -55,17 +55,9 @@ export class LocalGuard implements StreamGuard, SessionHost {
     readonly threads: number,
   ) {
     this.pool = new SequencePool(context, options.maxSessions, options.reuseKv, options.maxWaiting, computeLane(model.llama));
-    for (const marker of SPECIAL_MARKERS) {
-      const ids = model.tokenize(marker, true);
-      if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);
-      this.specialIds.set(marker, ids[0]);
-    }
-    const metadata = model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: readonly string[] } }; general?: { name?: unknown } };
-    const tokens = metadata.tokenizer?.ggml?.tokens;
-    if (!tokens) throw new GuardModelError(`${options.modelPath}: the GGUF has no tokenizer.ggml.tokens`);
-    this.tokenBytes = new TokenBytes(tokens);
+    this.tokenizer = new GuardTokenizer(model, options.modelPath);
     this.info = {
-      model: modelName('Stream', model.embeddingVectorSize, metadata.general?.name),
+      model: modelName('Stream', model.embeddingVectorSize, this.tokenizer.generalName),
       prompt: { risk: [...layout.query.riskLabels], categories: [...layout.query.categoryLabels] },
       response: { risk: [...layout.response.riskLabels], categories: [...layout.response.categoryLabels] },
       speculate: options.speculate,
@@ -126,30 +118,28 @@ export class LocalGuard implements StreamGuard, SessionHost {
     return new GuardSession(this, this.pool);
   }
 
+  /** Raw bytes of each vocabulary token, to map token spans to character offsets. */
+  get tokenBytes(): TokenBytes {
+    return this.tokenizer.tokenBytes;
+  }
+
   /** Token ids of template pieces: markers as special tokens, text with special-token parsing off. */
   tokenizePieces(pieces: readonly Piece[]): number[] {
-    const ids: number[] = [];
-    for (const piece of pieces) {
-      if ('special' in piece) ids.push(this.specialId(piece.special));
-      else ids.push(...this.tokenizeText(piece.text));
-    }
-    return ids;
+    return this.tokenizer.tokenizePieces(pieces);
   }
 
   specialId(marker: string): number {
-    const id = this.specialIds.get(marker);
-    if (id === undefined) throw new Error(`No special token for ${marker}`);
-    return id;
+    return this.tokenizer.specialId(marker);
   }
 
   /** Plain text to token ids, markers included as text. The caller normalizes (NFC) where it must. */
   tokenizeText(text: string): number[] {
-    return text ? this.model.tokenize(text, false) : [];
+    return this.tokenizer.tokenizeText(text);
   }
 
   /** Text of a token for display (split UTF-8 characters show as U+FFFD). */
   tokenText(id: number): string {
-    return this.model.detokenize([id as Token], false);
+    return this.tokenizer.tokenText(id);
   }
 
   async dispose(): Promise<void> {

@@ -1,7 +1,7 @@
 import { END_THINK, RESPONSE_TEMPLATE, type Piece } from '../format/template.js';
 import type { ResponsePart } from '../guard/types.js';
 import { normalizeNfc } from '../shared/nfc.js';
-import type { SessionHost } from './session-host.js';
+import type { TokenizerHost } from './guard-tokenizer.js';
 
 /** A token to evaluate; `scored` ones get a verdict. */
 export interface Item {
@@ -25,12 +25,12 @@ export interface PartText {
 export const freshPart = (): PartText => ({ started: false, consumed: 0, closed: false });
 
 /** Template tokens (never scored). */
-export function scaffold(host: SessionHost, pieces: Piece[]): Item[] {
+export function scaffold(host: TokenizerHost, pieces: Piece[]): Item[] {
   return host.tokenizePieces(pieces).map((id) => ({ id, scored: false }));
 }
 
 /** `\n</think>` after reasoning, or the empty block's `\n\n</think>`. */
-export function reasoningClosing(host: SessionHost, empty: boolean): Item[] {
+export function reasoningClosing(host: TokenizerHost, empty: boolean): Item[] {
   const text = empty ? RESPONSE_TEMPLATE.reasoningPrefix + RESPONSE_TEMPLATE.reasoningSuffix : RESPONSE_TEMPLATE.reasoningSuffix;
   return scaffold(host, [{ text }, { special: END_THINK }]);
 }
@@ -39,7 +39,7 @@ export function reasoningClosing(host: SessionHost, empty: boolean): Item[] {
  * The tokens of `text` appended to `part` whose state is `before` (NFC-normalized, the template's prefix before
  * the part's first text, the closing newline and `</think>` after final reasoning), and the part's state after.
  */
-export function textItems(host: SessionHost, before: PartText, part: ResponsePart, text: string, final: boolean): { items: Item[]; state: PartText } {
+export function textItems(host: TokenizerHost, before: PartText, part: ResponsePart, text: string, final: boolean): { items: Item[]; state: PartText } {
   const state = { ...before };
   const items: Item[] = [];
   let raw = text;
