@@ -1,22 +1,18 @@
 import type { Token } from 'node-llama-cpp';
-import { IM_END, RESPONSE_TEMPLATE, renderConversation } from '../format/template.js';
-import { GuardStateError } from '../guard/errors.js';
+import { RESPONSE_TEMPLATE } from '../format/template.js';
 import { GuardInputError, validateMessages, validatePart, validateText, validateTokenIds } from '../guard/input-validation.js';
 import { zeroCounts, type StreamGuardSession, type TokenCounts } from '../guard/stream-guard.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from '../guard/types.js';
 import { headFromPre } from './heads.js';
 import { foldedReadout, preReadout, readHead, readItem, readValues, type Readout } from './readout.js';
-import { freshPart, reasoningClosing, scaffold, textItems, type Item, type PartText } from './response-text.js';
+import { promptIds, ResponseCursor } from './response-cursor.js';
+import { scaffold, type Item } from './response-text.js';
 import type { SequencePool } from './sequence-pool.js';
 import type { SessionHost } from './session-host.js';
 import { SessionSequence } from './session-sequence.js';
 import { SpeculatedCells } from './speculated-cells.js';
 import { historyIds } from './history.js';
 import { count } from './stats.js';
-
-type Phase = 'new' | 'prompted' | ResponsePart | 'ended' | 'disposed';
-/** Phases in which text of a part may come: reasoning only before the answer. */
-const PART_PHASES: Record<ResponsePart, Phase[]> = { reasoning: ['prompted', 'reasoning'], answer: ['prompted', 'reasoning', 'answer'] };
 
 /**
  * One conversation on its own sequence. `checkPrompt` evaluates the conversation and reads the query head at
@@ -25,7 +21,8 @@ const PART_PHASES: Record<ResponsePart, Phase[]> = { reasoning: ['prompted', 're
  */
 export class GuardSession implements StreamGuardSession {
   readonly counts: TokenCounts = zeroCounts();
-  private phase: Phase = 'new';
+  /** The phase and the parts' text: which tokens each call adds. */
+  private readonly cursor: ResponseCursor;
   private scoredCount = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly seq: SessionSequence;
@@ -33,7 +30,6 @@ export class GuardSession implements StreamGuardSession {
   private messages: GuardMessage[] = [];
   /** Index in `fed` of the response's first token (after the opening). */
   private responseFed = 0;
-  private readonly parts: Record<ResponsePart, PartText> = { reasoning: freshPart(), answer: freshPart() };
   private readonly responseRead: Readout;
   private readonly queryRead: Readout;
   private readonly tentative: SpeculatedCells;
@@ -48,7 +44,8 @@ export class GuardSession implements StreamGuardSession {
     const folded = [response, query].reduce((n, h) => n + h.risk.scaleLog2.length + h.category.scaleLog2.length, 0);
     this.responseRead = guard.options.responseProbabilities ? preReadout(response, innerSize) : foldedReadout(response, folded);
     this.queryRead = preReadout(query, innerSize);
-    this.seq = new SessionSequence(guard, pool, this.counts, () => this.phase === 'disposed');
+    this.cursor = new ResponseCursor(guard);
+    this.seq = new SessionSequence(guard, pool, this.counts, () => this.cursor.phase === 'disposed');
     this.tentative = new SpeculatedCells(this.seq, [guard.stats, this.counts]);
   }
 
@@ -79,20 +76,15 @@ export class GuardSession implements StreamGuardSession {
   checkPrompt(messages: readonly GuardMessage[], options: { knownVerdict?: PromptVerdict } = {}): Promise<PromptVerdict> {
     return this.serial(async () => {
       validateMessages(messages);
-      this.expectPhase(['new'], 'checkPrompt');
-      const normalized = messages.map((m) => ({ ...m, content: m.content.normalize('NFC'), reasoning: m.reasoning?.normalize('NFC') }));
-      const { pieces, verdictPiece } = renderConversation(normalized);
-      const before = this.guard.tokenizePieces(pieces.slice(0, verdictPiece));
-      const after = this.guard.tokenizePieces([...pieces.slice(verdictPiece + 1), ...RESPONSE_TEMPLATE.opening]);
-      const verdictIndex = before.length;
-      const ids = [...before, this.guard.specialId(IM_END), ...after];
+      this.cursor.expectPhase(['new'], 'checkPrompt');
+      const { messages: normalized, ids, verdictIndex } = promptIds(this.guard, messages);
       this.messages = normalized;
       const { knownVerdict } = options;
       // The verdict needs the logits of its own token: keep at most the prefix before it.
       const keep = await this.seq.take(ids, knownVerdict ? ids.length : verdictIndex);
       const items = ids.slice(keep).map((id, k) => (keep + k === verdictIndex && !knownVerdict ? readItem(id, this.queryRead) : (id as Token)));
       const outputs = items.length ? await this.seq.evaluate(items) : [];
-      this.phase = 'prompted';
+      this.cursor.phase = 'prompted';
       this.seq.responseStart = this.seq.sequence.nextTokenIndex;
       this.responseFed = this.seq.fed.length;
       if (knownVerdict) return knownVerdict;
@@ -118,11 +110,8 @@ export class GuardSession implements StreamGuardSession {
       validatePart(part, 'appendText');
       validateText(text, 'appendText');
       if (options.ahead !== undefined) validateText(options.ahead, 'appendText (ahead)');
-      const items = this.openPart(part);
-      const { items: textTokens, state } = textItems(this.guard, this.parts[part], part, text, options.final === true);
-      this.parts[part] = state;
-      const ahead = options.ahead && !state.closed ? textItems(this.guard, state, part, options.ahead, false).items : [];
-      return this.score([...items, ...textTokens], ahead);
+      const { items, ahead } = this.cursor.append(part, text, options.final === true, options.ahead);
+      return this.score(items, ahead);
     });
   }
 
@@ -140,9 +129,8 @@ export class GuardSession implements StreamGuardSession {
     return this.serial(async () => {
       validatePart(part, 'speculate');
       validateText(text, 'speculate');
-      this.expectPhase(PART_PHASES[part], 'speculate');
-      if (part === 'reasoning' && this.parts.reasoning.closed) return;
-      await this.speculateItems([...this.openingItems(part), ...textItems(this.guard, this.parts[part], part, text, false).items]);
+      const items = this.cursor.speculation(part, text);
+      if (items) await this.speculateItems(items);
     });
   }
 
@@ -151,8 +139,8 @@ export class GuardSession implements StreamGuardSession {
     return this.serial(async () => {
       validatePart(part, 'appendTokens');
       validateTokenIds(ids, this.guard.layout.vocabSize, 'appendTokens');
-      const items = this.openPart(part);
-      const state = this.parts[part];
+      const items = this.cursor.openPart(part);
+      const state = this.cursor.parts[part];
       if (!state.started && ids.length) {
         const prefix = part === 'reasoning' ? RESPONSE_TEMPLATE.reasoningPrefix : RESPONSE_TEMPLATE.answerPrefix;
         items.push(...scaffold(this.guard, [{ text: prefix }]));
@@ -171,11 +159,8 @@ export class GuardSession implements StreamGuardSession {
    */
   end(): Promise<TokenVerdict[]> {
     return this.serial(async () => {
-      const items = this.openPart('answer');
-      if (!this.parts.answer.started) items.push(...scaffold(this.guard, [{ text: RESPONSE_TEMPLATE.answerPrefix }]));
-      for (const id of [this.guard.specialId(IM_END), ...this.guard.tokenizeText(RESPONSE_TEMPLATE.closing)]) items.push({ id, scored: true, part: 'answer', closing: true });
-      const verdicts = await this.score(items);
-      this.phase = 'ended';
+      const verdicts = await this.score(this.cursor.closing());
+      this.cursor.phase = 'ended';
       return verdicts;
     });
   }
@@ -189,7 +174,7 @@ export class GuardSession implements StreamGuardSession {
    */
   rollbackTo(last: TokenVerdict | null): Promise<void> {
     return this.serial(async () => {
-      this.expectPhase(['prompted', 'reasoning', 'answer', 'ended'], 'rollbackTo');
+      this.cursor.expectPhase(['prompted', 'reasoning', 'answer', 'ended'], 'rollbackTo');
       const { seq } = this;
       if (seq.broken) throw new Error('rollbackTo: an evaluation failed, the cells no longer match the response');
       const keepFed = last ? last.position + 1 : this.responseFed;
@@ -204,10 +189,7 @@ export class GuardSession implements StreamGuardSession {
       this.tentative.clear(); // speculated cells came after the kept ones: erased with them
       this.scoredCount = keepScored;
       // Part state as right after `last`: its part open, with its text consumed up to the token's end.
-      const part = last?.part;
-      if (part !== 'answer') Object.assign(this.parts.reasoning, part === 'reasoning' ? { started: true, consumed: last!.end ?? this.parts.reasoning.consumed, closed: false } : freshPart());
-      Object.assign(this.parts.answer, part === 'answer' ? { started: true, consumed: last!.end ?? this.parts.answer.consumed, closed: false } : freshPart());
-      this.phase = last?.closing ? 'ended' : (part ?? 'prompted');
+      this.cursor.rollback(last);
     });
   }
 
@@ -221,9 +203,9 @@ export class GuardSession implements StreamGuardSession {
    * form the next turn's template gives it. Safe to call more than once, also while a call is running.
    */
   async dispose(): Promise<void> {
-    if (this.phase === 'disposed') return;
-    const phase = this.phase;
-    this.phase = 'disposed';
+    const { phase } = this.cursor;
+    if (phase === 'disposed') return;
+    this.cursor.phase = 'disposed';
     await this.queue;
     const { seq } = this;
     if (!seq.entry) return this.pool.unreserve();
@@ -232,31 +214,6 @@ export class GuardSession implements StreamGuardSession {
     const responded = phase === 'reasoning' || phase === 'answer' || phase === 'ended';
     const target = held && responded && this.pool.reuse ? historyIds(this.guard, this.messages, seq.fed.slice(this.responseFed, seq.fed.length - this.tentative.length), phase === 'ended') : undefined;
     await this.pool.give(seq.entry, held, target, (n) => (this.guard.stats.evaluatedTokens += n));
-  }
-
-  private expectPhase(allowed: Phase[], what: string): void {
-    if (this.phase === 'disposed') throw new GuardStateError(`${what}: this GuardSession was disposed`);
-    if (!allowed.includes(this.phase)) {
-      const hint = this.phase === 'new' ? 'call checkPrompt(messages) first' : this.phase === 'ended' ? 'the response has ended' : `the session is in its ${this.phase} phase`;
-      throw new GuardStateError(`${what}: ${hint}`);
-    }
-  }
-
-  /** Scaffold that must precede tokens of `part`, moving the phase forward. */
-  private openPart(part: ResponsePart): Item[] {
-    const what = part === 'reasoning' ? 'appending reasoning' : 'appending the answer';
-    this.expectPhase(PART_PHASES[part], what);
-    if (part === 'reasoning' && this.parts.reasoning.closed) throw new GuardStateError(`${what}: the reasoning was already ended with final: true`);
-    const items = this.openingItems(part);
-    if (part === 'answer') this.parts.reasoning.closed = true;
-    this.phase = part;
-    return items;
-  }
-
-  /** The scaffold before `part`'s tokens: an empty thinking block is the template's "\n\n", an open one gets its closing newline. */
-  private openingItems(part: ResponsePart): Item[] {
-    if (part !== 'answer' || this.phase === 'answer' || this.parts.reasoning.closed) return [];
-    return reasoningClosing(this.guard, !this.parts.reasoning.started);
   }
 
   /** Evaluates items after the committed tokens as speculated ones, keeping the speculated tokens they start with. */
