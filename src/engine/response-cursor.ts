@@ -1,5 +1,6 @@
 import { IM_END, RESPONSE_TEMPLATE, renderConversation } from '../format/template.js';
 import { GuardStateError } from '../guard/errors.js';
+import { GuardInputError } from '../guard/input-validation.js';
 import type { GuardMessage, ResponsePart, TokenVerdict } from '../guard/types.js';
 import type { TokenizerHost } from './guard-tokenizer.js';
 import { freshPart, reasoningClosing, scaffold, textItems, type Item, type PartText } from './response-text.js';
@@ -28,6 +29,19 @@ export function promptIds(host: TokenizerHost, messages: readonly GuardMessage[]
 }
 
 /**
+ * What `rollbackTo(last)` keeps: the sequence up to just after `last` (the response's start for null) and the
+ * scored tokens up to it; a token that is not one of this response's scored ones is refused.
+ */
+export function rollbackPoint(last: TokenVerdict | null, state: { scored: number; fed: number; responseStart: number }): { keepFed: number; keepScored: number } {
+  const keepFed = last ? last.position + 1 : state.responseStart;
+  const keepScored = last ? last.index + 1 : 0;
+  if (keepScored > state.scored || keepFed > state.fed || keepFed < state.responseStart) {
+    throw new GuardInputError(`rollbackTo: token ${last?.index} is not a scored token of this response`);
+  }
+  return { keepFed, keepScored };
+}
+
+/**
  * Where a session stands in the template: its phase, each part's text state, and the tokens each call adds
  * (the scaffold before a part, the text's own tokens, the closing ones). Pure: it evaluates nothing, so the
  * local engine's session and a serving engine's session turn the same calls into the same tokens.
@@ -37,6 +51,18 @@ export class ResponseCursor {
   readonly parts: Record<ResponsePart, PartText> = { reasoning: freshPart(), answer: freshPart() };
 
   constructor(private readonly host: TokenizerHost) {}
+
+  /** The phase and the parts' state, for `restore` after a call that failed before it changed anything else. */
+  save(): { phase: Phase; parts: Record<ResponsePart, PartText> } {
+    return { phase: this.phase, parts: { reasoning: { ...this.parts.reasoning }, answer: { ...this.parts.answer } } };
+  }
+
+  restore(saved: { phase: Phase; parts: Record<ResponsePart, PartText> }): void {
+    if (this.phase === 'disposed') return;
+    this.phase = saved.phase;
+    Object.assign(this.parts.reasoning, saved.parts.reasoning);
+    Object.assign(this.parts.answer, saved.parts.answer);
+  }
 
   /** Throws a GuardStateError unless the session is in one of `allowed`, saying why the call is out of turn. */
   expectPhase(allowed: Phase[], what: string): void {

@@ -1,5 +1,5 @@
 import { END_THINK, RESPONSE_TEMPLATE, type Piece } from '../format/template.js';
-import type { ResponsePart } from '../guard/types.js';
+import type { ResponsePart, RiskLevel, RiskProbabilities, TokenVerdict } from '../guard/types.js';
 import { normalizeNfc } from '../shared/nfc.js';
 import type { TokenizerHost } from './guard-tokenizer.js';
 
@@ -75,4 +75,13 @@ export function textItems(host: TokenizerHost, before: PartText, part: ResponseP
     items.push(...(content ? scaffold(host, [{ special: END_THINK }]) : reasoningClosing(host, !state.started)));
   }
   return { items, state };
+}
+
+/** The verdict of a scored item, the `index`-th scored token at `position`: its head's labels, its text offsets, its closing mark. */
+export function itemVerdict(item: Item, index: number, position: number, head: { riskLevel: RiskLevel; category: string | null; probabilities?: RiskProbabilities }): TokenVerdict {
+  const verdict: TokenVerdict = { index, position, id: item.id, part: item.part!, riskLevel: head.riskLevel, category: head.riskLevel === 'Safe' ? null : head.category };
+  if (head.probabilities) verdict.probabilities = head.probabilities;
+  if (item.start !== undefined) Object.assign(verdict, { start: item.start, end: item.end });
+  if (item.closing) verdict.closing = true;
+  return verdict;
 }

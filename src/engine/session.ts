@@ -1,12 +1,12 @@
 import type { Token } from 'node-llama-cpp';
 import { RESPONSE_TEMPLATE } from '../format/template.js';
-import { GuardInputError, validateMessages, validatePart, validateText, validateTokenIds } from '../guard/input-validation.js';
+import { validateMessages, validatePart, validateText, validateTokenIds } from '../guard/input-validation.js';
 import { zeroCounts, type StreamGuardSession, type TokenCounts } from '../guard/stream-guard.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from '../guard/types.js';
 import { headFromPre } from './heads.js';
 import { foldedReadout, preReadout, readHead, readItem, readValues, type Readout } from './readout.js';
-import { promptIds, ResponseCursor } from './response-cursor.js';
-import { scaffold, type Item } from './response-text.js';
+import { promptIds, ResponseCursor, rollbackPoint } from './response-cursor.js';
+import { itemVerdict, scaffold, type Item } from './response-text.js';
 import type { SequencePool } from './sequence-pool.js';
 import type { SessionHost } from './session-host.js';
 import { SessionSequence } from './session-sequence.js';
@@ -177,11 +177,7 @@ export class GuardSession implements StreamGuardSession {
       this.cursor.expectPhase(['prompted', 'reasoning', 'answer', 'ended'], 'rollbackTo');
       const { seq } = this;
       if (seq.broken) throw new Error('rollbackTo: an evaluation failed, the cells no longer match the response');
-      const keepFed = last ? last.position + 1 : this.responseFed;
-      const keepScored = last ? last.index + 1 : 0;
-      if (keepScored > this.scoredCount || keepFed > seq.fed.length || keepFed < this.responseFed) {
-        throw new GuardInputError(`rollbackTo: token ${last?.index} is not a scored token of this response`);
-      }
+      const { keepFed, keepScored } = rollbackPoint(last, { scored: this.scoredCount, fed: seq.fed.length, responseStart: this.responseFed });
       // The cells hold the last fed tokens (a context shift only erased older ones), speculated ones included.
       const erase = seq.fed.length - keepFed;
       if (seq.sequence.nextTokenIndex - erase < seq.responseStart) throw new Error('rollbackTo: a context shift already erased text that would remain');
@@ -247,18 +243,7 @@ export class GuardSession implements StreamGuardSession {
     items.forEach((item, k) => {
       if (!item.scored) return;
       const head = readHead(layout.response, outputs[k], this.responseRead, layout.epsilon, () => this.guard.stats.inexactTokens++);
-      const verdict: TokenVerdict = {
-        index: this.scoredCount++,
-        position: first + k,
-        id: item.id,
-        part: item.part!,
-        riskLevel: head.riskLevel,
-        category: head.riskLevel === 'Safe' ? null : head.category,
-      };
-      if (head.probabilities) verdict.probabilities = head.probabilities;
-      if (item.start !== undefined) Object.assign(verdict, { start: item.start, end: item.end });
-      if (item.closing) verdict.closing = true;
-      verdicts.push(verdict);
+      verdicts.push(itemVerdict(item, this.scoredCount++, first + k, head));
     });
     count('scoredTokens', verdicts.length, this.guard.stats, this.counts);
     return verdicts;
