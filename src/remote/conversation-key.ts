@@ -18,6 +18,15 @@ function base64url(bytes: Uint8Array): string {
 export class ConversationKeys {
   private readonly key: ReturnType<typeof crypto.subtle.importKey>;
 
+  /**
+   * The keys of a client's options: `routingSecret`, else derived from `apiKey` (app instances that share a
+   * server fleet share it), else random per process (then only one process keeps conversations together).
+   */
+  static fromOptions(options: { routingSecret?: string; apiKey?: string }): ConversationKeys {
+    const { routingSecret, apiKey } = options;
+    return new ConversationKeys(routingSecret ?? (apiKey ? `qwen3guard-routing\u0000${apiKey}` : null));
+  }
+
   /** `secret`: the HMAC key's text; null draws a random one (consistent within this process only). */
   constructor(secret: string | null) {
     const raw = secret === null ? crypto.getRandomValues(new Uint8Array(32)) : encoder.encode(secret);

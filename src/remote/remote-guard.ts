@@ -28,8 +28,7 @@ export class RemoteGuard implements StreamGuard, SessionService {
   constructor(options: RemoteGuardOptions) {
     this.options = parseOptions(remoteGuardOptionsSchema, options, 'Qwen3Guard.remote');
     this.client = new ServiceClient(this.options);
-    const { routingSecret, apiKey } = this.options;
-    this.keys = new ConversationKeys(routingSecret ?? (apiKey ? `qwen3guard-routing\u0000${apiKey}` : null));
+    this.keys = ConversationKeys.fromOptions(this.options);
   }
 
   /** Asks the server what it serves (once; again after a failure). */
