@@ -44,6 +44,8 @@ export class ResponseModeration {
   private readonly partTokens: Record<ResponsePart, TrackedToken[]> = { reasoning: [], answer: [] };
   private readonly queue: Chunk[] = [];
   private pumping: Promise<void> | null = null;
+  /** `kick` was called while a pump ran. */
+  private kicked = false;
   private answerStarted = false;
   private reasoningClosed = false;
   private finished = false;
@@ -239,8 +241,17 @@ export class ResponseModeration {
   }
 
   private kick(): void {
-    this.pumping ??= this.pump().finally(() => {
+    // A pump that already found nothing to do may not have settled yet: what came meanwhile (all the text, when
+    // it came during the prompt check and the guard does not speculate) gets a pump of its own after it.
+    if (this.pumping) {
+      this.kicked = true;
+      return;
+    }
+    this.pumping = this.pump().finally(() => {
       this.pumping = null;
+      if (!this.kicked) return;
+      this.kicked = false;
+      this.kick();
     });
   }
 
