@@ -8,6 +8,8 @@ export type { StreamGuard, StreamGuardSession, GuardInfo, HeadLabels, SessionOpt
 export { isStreamGuard } from './guard/stream-guard.js';
 export { RemoteGuard } from './remote/remote-guard.js';
 export type { RemoteGuardOptions } from './remote/options.js';
+export type { SglangGuard } from './sglang/sglang-guard.js';
+export type { SglangGuardOptions } from './sglang/options.js';
 export { type GuardOptions } from './guard/options.js';
 export { GuardModelError, GuardBusyError, GuardStateError, RemoteGuardError, type RemoteFailureCode } from './guard/errors.js';
 export { GuardInputError } from './guard/input-validation.js';

@@ -19,7 +19,7 @@ import type { TokenBytes } from './token-bytes.js';
 const llamas = new Map<string, Promise<Llama>>();
 
 /** One Llama per backend choice and log level for the whole process: it owns the native backend. */
-export function sharedLlama(options: Pick<ResolvedGuardOptions, 'gpu' | 'logLevel'>): Promise<Llama> {
+export function sharedLlama(options: { gpu: ResolvedGuardOptions['gpu']; logLevel: ResolvedGuardOptions['logLevel'] | 'disabled' }): Promise<Llama> {
   const key = `${String(options.gpu)}:${options.logLevel}`;
   let llama = llamas.get(key);
   if (!llama) {

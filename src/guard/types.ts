@@ -26,7 +26,7 @@ export interface TokenVerdict {
   riskLevel: RiskLevel;
   /** Category of a non-Safe token, else null. */
   category: string | null;
-  /** Exact probabilities of the three levels, when the guard was loaded with `responseProbabilities`. */
+  /** Exact probabilities of the three levels: a local guard's when loaded with `responseProbabilities`, an SGLang guard's always. */
   probabilities?: RiskProbabilities;
   /** One of the closing `<|im_end|>\n` tokens scored by `end()` (they cover no text). */
   closing?: true;

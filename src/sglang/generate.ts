@@ -11,9 +11,15 @@ export interface GenerateRequest {
   rid?: string;
   /**
    * A cache namespace: a new salt matches no cached prefix, so every position is recomputed. For the retry of
-   * an answer whose needed states were cached (SglangAnswerError 'cached').
+   * an answer whose needed states were cached (SglangAnswerError 'cached'), when capping the reuse did not help.
    */
   cacheSalt?: string;
+  /**
+   * Caps the server's prefix reuse at this many tokens (SGLang's `_compute_max_prefix_len` caps it at
+   * `logprob_start_len` when input logprobs are asked for), so that every position from it on is recomputed:
+   * the cheap retry of an answer whose needed states were cached. The logprobs themselves are not used.
+   */
+  logprobStartLen?: number;
 }
 
 /**
@@ -24,8 +30,8 @@ export const ROUTING_KEY_HEADER = 'X-SMG-Routing-Key';
 
 /**
  * The JSON body: one generated token (the least SGLang computes; the state of every input position it
- * recomputes comes back in `meta_info.hidden_states`), greedy, not streamed, no logprobs (asking for input
- * logprobs would cap the cache reuse at `logprob_start_len`).
+ * recomputes comes back in `meta_info.hidden_states`), greedy, not streamed, no logprobs unless
+ * `logprobStartLen` asks for input logprobs to cap the cache reuse.
  */
 export function generateRequestBody(request: GenerateRequest): Record<string, unknown> {
   return {
@@ -35,6 +41,7 @@ export function generateRequestBody(request: GenerateRequest): Record<string, un
     stream: false,
     ...(request.rid === undefined ? {} : { rid: request.rid }),
     ...(request.cacheSalt === undefined ? {} : { cache_salt: request.cacheSalt }),
+    ...(request.logprobStartLen === undefined ? {} : { return_logprob: true, logprob_start_len: request.logprobStartLen, top_logprobs_num: 0 }),
   };
 }
 
