@@ -2,6 +2,7 @@ import { generateText, streamText, toUIMessageStream, wrapLanguageModel, type La
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions, type StreamGuard } from '../src/index.js';
 import { GUARD_KINDS, plantedGuardOf, type GuardUnderTest } from './fixtures/guard-kinds.js';
+import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split, USAGE, type Script } from './fixtures/scripted-model.js';
 
 // Every case runs against the local guard and against the same guard behind `qwen3guard serve`'s protocol.
@@ -334,6 +335,17 @@ describe('options', () => {
     guard = under.guard;
   });
   afterAll(() => under.close());
+
+  it('moderates text that all came during the prompt check, with a guard that does not speculate', async () => {
+    const quiet = await plantedGuard({ speculate: false });
+    try {
+      const run = await stream(qwen3GuardMiddleware({ guard: quiet }) as LanguageModelMiddleware, { answer: split(BOMB, 4) });
+      expect(run.text).toBe("Sure. Mix these to make a\n\nI can't continue with this response.");
+      expect(run.metadata.tokens.scored).toBeGreaterThan(5);
+    } finally {
+      await quiet.dispose();
+    }
+  });
 
   it.each([
     [{ guard: undefined }, /give either guard .* or modelPath/],
