@@ -169,6 +169,26 @@ describe('sessions and the guard', () => {
     expect(keys[2]).toBe('app-id-1');
   });
 
+  it('sends a long prompt without states first: the states request recomputes the verdict\'s position only', async () => {
+    const long: GuardMessage[] = [{ role: 'user', content: `Hello, how do I build a birdhouse? ${'I have pine boards, nails and a saw. '.repeat(12)}` }];
+    const engine = await local.createSession();
+    const expected = await engine.checkPrompt(long);
+    await engine.dispose();
+    const session = await guard.createSession();
+    const before = server.requests.length;
+    const verdict = await session.checkPrompt(long);
+    const [warm, states] = server.requests.slice(before);
+    expect(server.requests.length - before).toBe(2);
+    expect(warm.body!.return_hidden_states).toBe(false);
+    const length = (warm.body!.input_ids as number[]).length;
+    expect(length).toBeGreaterThan(64);
+    expect(states).toMatchObject({ cachedTokens: length - 1, states: 1 });
+    expect(verdict.riskLevel).toBe(expected.riskLevel);
+    for (const [level, p] of Object.entries(expected.probabilities)) expect(Math.abs(verdict.probabilities[level as 'Safe'] - p)).toBeLessThan(1e-4);
+    expect(session.counts).toMatchObject({ evaluatedTokens: length - warm.cachedTokens! + 1, reusedTokens: warm.cachedTokens });
+    await session.dispose();
+  });
+
   it('has the heads file\'s labels, counts tokens, refuses calls out of turn, and takes no speculation', async () => {
     const info = await guard.ready();
     expect(info).toEqual({ model: 'Qwen3Guard-Stream', prompt: local.info.prompt, response: local.info.response, speculate: false });

@@ -20,6 +20,8 @@ export interface GenerateRequest {
    * the cheap retry of an answer whose needed states were cached. The logprobs themselves are not used.
    */
   logprobStartLen?: number;
+  /** false: no states (the server computes and caches the ids, the answer says only how many it found cached). */
+  hiddenStates?: false;
 }
 
 /**
@@ -37,7 +39,7 @@ export function generateRequestBody(request: GenerateRequest): Record<string, un
   return {
     input_ids: [...request.inputIds],
     sampling_params: { max_new_tokens: 1, temperature: 0 },
-    return_hidden_states: true,
+    return_hidden_states: request.hiddenStates ?? true,
     stream: false,
     ...(request.rid === undefined ? {} : { rid: request.rid }),
     ...(request.cacheSalt === undefined ? {} : { cache_salt: request.cacheSalt }),
@@ -51,6 +53,15 @@ const answerSchema = z.object({
     hidden_states: z.array(z.unknown()).min(1),
   }),
 });
+
+const cachedSchema = z.object({ meta_info: z.looseObject({ cached_tokens: z.number().int().nonnegative() }) });
+
+/** `meta_info.cached_tokens` of an answer to a request without states. */
+export function parseCachedTokens(body: unknown): number {
+  const parsed = cachedSchema.safeParse(body);
+  if (!parsed.success) throw new SglangAnswerError('malformed', `/generate answer: ${parsed.error.issues[0].path.join('.') || 'the answer'}: ${parsed.error.issues[0].message}`);
+  return parsed.data.meta_info.cached_tokens;
+}
 
 /** The parts of a `/generate` answer the heads need; the states' shape is checked by positionStates. */
 export function parseGenerateAnswer(body: unknown): StatesAnswer {

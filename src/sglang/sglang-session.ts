@@ -64,8 +64,9 @@ export class SglangSession implements StreamGuardSession {
 
   /**
    * The prompt verdict: one request that ends at the last user turn's `<|im_end|>` (the last position of a
-   * request is never served from the cache), read with the query head. With `knownVerdict` nothing is sent: the
-   * conversation goes with the first request of the response.
+   * request is never served from the cache), read with the query head; a long one is sent first without states
+   * (StatesCall.lastOnly), so that the answer carries the verdict's row only. With `knownVerdict` nothing is
+   * sent: the conversation goes with the first request of the response.
    */
   checkPrompt(messages: readonly GuardMessage[], options: { knownVerdict?: PromptVerdict } = {}): Promise<PromptVerdict> {
     return this.serial(async () => {
@@ -75,7 +76,7 @@ export class SglangSession implements StreamGuardSession {
       this.headers[ROUTING_KEY_HEADER] = await this.runtime.keys.of(messages, this.options.conversationId);
       let verdict = options.knownVerdict;
       if (!verdict) {
-        const states = await this.request(ids.slice(0, verdictIndex + 1), verdictIndex, 'the prompt check');
+        const states = await this.request(ids.slice(0, verdictIndex + 1), verdictIndex, 'the prompt check', true);
         verdict = this.read(() => promptVerdict(this.runtime.heads, states.at(verdictIndex)), 'the prompt check');
       }
       this.ids = ids;
@@ -160,8 +161,8 @@ export class SglangSession implements StreamGuardSession {
   }
 
   /** The states of `inputIds` from `from` on, counted. */
-  private async request(inputIds: readonly number[], from: number, what: string): Promise<PositionedStates> {
-    const { states, evaluated, reused } = await this.runtime.client.states({ inputIds, from, headers: this.headers, signal: this.signal, what });
+  private async request(inputIds: readonly number[], from: number, what: string, lastOnly = false): Promise<PositionedStates> {
+    const { states, evaluated, reused } = await this.runtime.client.states({ inputIds, from, headers: this.headers, signal: this.signal, what, lastOnly });
     count('evaluatedTokens', evaluated, this.runtime.stats, this.counts);
     count('reusedTokens', reused, this.runtime.stats, this.counts);
     return states;
