@@ -6,6 +6,7 @@ import { validateMessages, validatePart, validateText } from '../guard/input-val
 import { zeroCounts, type SessionOptions, type StreamGuardSession, type TokenCounts } from '../guard/stream-guard.js';
 import type { GuardMessage, PromptVerdict, ResponsePart, TokenVerdict } from '../guard/types.js';
 import type { ConversationKeys } from '../remote/conversation-key.js';
+import { anySignal } from '../shared/abort.js';
 import { ROUTING_KEY_HEADER } from './generate.js';
 import { promptVerdict, tokenLabels, type SglangHeads } from './heads.js';
 import type { PositionedStates } from './positions.js';
@@ -54,7 +55,7 @@ export class SglangSession implements StreamGuardSession {
     private readonly options: SessionOptions,
   ) {
     this.cursor = new ResponseCursor(runtime.tokenizer);
-    this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
+    this.signal = anySignal(options.signal, this.abort.signal);
   }
 
   /** Token ids of the conversation so far (the response's included), as sent to the server. */
