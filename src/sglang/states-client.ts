@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { RemoteGuardError } from '../guard/errors.js';
 import type { ServiceClient, ServiceLabels } from '../remote/service-client.js';
 import { generateRequestBody, parseCachedTokens, parseGenerateAnswer } from './generate.js';
-import { positionStates, SglangAnswerError, type PositionedStates, type StatesAnswer } from './positions.js';
+import { positionStates, SglangAnswerError, type PositionedStates } from './positions.js';
 
 /** How the service client names an SGLang server in its errors. */
 export const SGLANG_SERVER: ServiceLabels = {
@@ -82,9 +82,8 @@ export class StatesClient {
         cacheSalt: attempt === 'salted' ? crypto.randomUUID() : undefined,
       });
       const json = await this.client.call({ ...this.request(call, startedAt), body });
-      let answer: StatesAnswer;
       try {
-        answer = parseGenerateAnswer(json);
+        const answer = parseGenerateAnswer(json);
         const cached = answer.cachedTokens;
         if (cached < inputIds.length) evaluated += inputIds.length - cached;
         return { states: positionStates({ inputLength: inputIds.length, from }, answer, this.hiddenSize), evaluated, reused: Math.min(cached, warmCached ?? cached) };
