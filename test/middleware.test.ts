@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qwen3GuardMiddleware, type Qwen3GuardMiddlewareOptions, type StreamGuard } from '../src/index.js';
 import { GUARD_KINDS, plantedGuardOf, type GuardUnderTest } from './fixtures/guard-kinds.js';
 import { plantedGuard } from './fixtures/guards.js';
-import { scriptedModel, split, USAGE, type Script } from './fixtures/scripted-model.js';
+import { scriptedModel, scriptParts, split, USAGE, type Script } from './fixtures/scripted-model.js';
 
 // Every case runs against the local guard and against the same guard behind `qwen3guard serve`'s protocol.
 let guard: StreamGuard;
@@ -74,9 +74,11 @@ describe.each(GUARD_KINDS)('with the %s guard', (kind) => {
     });
 
     it('cancels the upstream on a stop and never reads it to the end', async () => {
-      const run = await stream(middleware(), { answer: split(BOMB + ' '.concat(SAFE.repeat(20)), 3), delayMs: 2 });
+      const script = { answer: split(BOMB + ' '.concat(SAFE.repeat(20)), 3), delayMs: 2 };
+      const run = await stream(middleware(), script);
       expect(String(await run.upstream.cancelled)).toMatch(/response stopped \(rewrite\)/);
-      expect(run.upstream.pulled()).toBeLessThan(200);
+      // The stop came long before the end (how long depends on the guard's speed, a remote one's round trips, the machine's load).
+      expect(run.upstream.pulled()).toBeLessThan(scriptParts(script).length / 2);
     });
   });
 
@@ -286,7 +288,8 @@ describe.each(GUARD_KINDS)('with the %s guard', (kind) => {
     it('a client abort cancels the upstream and frees the guard session', async () => {
       const single = await plantedGuardOf(kind, { maxSessions: 1 });
       try {
-        const upstream = scriptedModel({ answer: split(SAFE.repeat(30), 3), delayMs: 5 });
+        const script = { answer: split(SAFE.repeat(30), 3), delayMs: 5 };
+        const upstream = scriptedModel(script);
         const client = new AbortController();
         const result = streamText({
           model: wrapLanguageModel({ model: upstream.model, middleware: qwen3GuardMiddleware({ guard: single.guard }) as LanguageModelMiddleware }),
@@ -297,7 +300,7 @@ describe.each(GUARD_KINDS)('with the %s guard', (kind) => {
         await reader.read();
         client.abort(new Error('client went away'));
         await upstream.cancelled;
-        expect(upstream.pulled()).toBeLessThan(100);
+        expect(upstream.pulled()).toBeLessThan(scriptParts(script).length / 4);
         // The only sequence is free again: another request completes.
         const next = await stream(qwen3GuardMiddleware({ guard: single.guard }) as LanguageModelMiddleware, { answer: [SAFE] });
         expect(next.text).toBe(SAFE);
