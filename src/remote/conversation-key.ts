@@ -1,9 +1,8 @@
 import type { GuardMessage } from '../guard/types.js';
+import { HmacKey } from '../shared/hmac.js';
 
 /** An app's conversation id that can go in a header as it is (anything else is hashed first). */
 const HEADER_SAFE = /^[A-Za-z0-9._:@-]{1,128}$/;
-
-const encoder = new TextEncoder();
 
 function base64url(bytes: Uint8Array): string {
   let binary = '';
@@ -16,7 +15,7 @@ function base64url(bytes: Uint8Array): string {
  * the guard instance that holds its KV cache. Web Crypto only (it runs in Edge runtimes too).
  */
 export class ConversationKeys {
-  private readonly key: ReturnType<typeof crypto.subtle.importKey>;
+  private readonly key: HmacKey;
 
   /**
    * The keys of a client's options: `routingSecret`, else derived from `apiKey` (app instances that share a
@@ -29,8 +28,7 @@ export class ConversationKeys {
 
   /** `secret`: the HMAC key's text; null draws a random one (consistent within this process only). */
   constructor(secret: string | null) {
-    const raw = secret === null ? crypto.getRandomValues(new Uint8Array(32)) : encoder.encode(secret);
-    this.key = crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    this.key = new HmacKey(secret ?? crypto.getRandomValues(new Uint8Array(32)));
   }
 
   /**
@@ -43,7 +41,7 @@ export class ConversationKeys {
     const firstUser = messages.findIndex((m) => m.role === 'user');
     const opening = messages.slice(0, firstUser < 0 ? 1 : firstUser + 1).map((m) => [m.role, m.content.normalize('NFC')]);
     const input = conversationId !== undefined ? `id\u0000${conversationId}` : `messages\u0000${JSON.stringify(opening)}`;
-    const mac = new Uint8Array(await crypto.subtle.sign('HMAC', await this.key, encoder.encode(input)));
+    const mac = await this.key.sign(input);
     return `h.${base64url(mac.subarray(0, 16))}`;
   }
 }
