@@ -8,6 +8,8 @@ import type { Piece } from '../format/template.js';
 export interface GenBackend {
   /** 'local' or the kind of remote backend. */
   readonly kind: string;
+  /** The model as telemetry names it (`Qwen3Guard-Gen-0.6B`), where the backend knows it. */
+  readonly modelName?: string;
   /** Token counts, where the backend keeps them (the local one does). */
   readonly stats?: GenStats;
   /** Reserves one slot (locally: a context sequence) for the calls of one check; waits while all are in use. */

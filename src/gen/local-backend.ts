@@ -6,6 +6,7 @@ import { sharedLlama } from '../engine/guard.js';
 import { GuardInputError } from '../guard/input-validation.js';
 import { checkGgufFile, printable, requireBackend } from '../engine/load-checks.js';
 import { commonPrefix } from '../engine/sequence-pool.js';
+import { modelName } from '../format/model-name.js';
 import { END_THINK, IM_END, IM_START, THINK, type Piece } from '../format/template.js';
 import type { GenBackend, GenSlot, GenStats } from './backend.js';
 import type { ResolvedGenOptions } from './options.js';
@@ -28,6 +29,7 @@ export class LocalGenBackend implements GenBackend {
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private disposed = false;
   readonly lane: ComputeLane | null;
+  readonly modelName: string;
 
   private constructor(
     readonly options: ResolvedGenOptions,
@@ -38,6 +40,7 @@ export class LocalGenBackend implements GenBackend {
     this.free = Array.from({ length: options.maxSessions }, () => context.getSequence());
     this.permits = new Permits(this.free.length);
     this.lane = computeLane(llama);
+    this.modelName = modelName('Gen', model.embeddingVectorSize, (model.fileInfo.metadata as { general?: { name?: unknown } }).general?.name);
     for (const marker of MARKERS) {
       const ids = model.tokenize(marker, true);
       if (ids.length !== 1) throw new GuardModelError(`${options.modelPath}: the tokenizer has no single token for ${marker}`);

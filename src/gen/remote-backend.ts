@@ -1,3 +1,4 @@
+import { modelName } from '../format/model-name.js';
 import type { Piece } from '../format/template.js';
 import { anySignal, sleep } from '../shared/abort.js';
 import { Permits } from '../shared/permits.js';
@@ -102,6 +103,7 @@ interface Completion {
 export class RemoteGenBackend implements GenBackend {
   readonly kind = 'remote';
   readonly options: ResolvedRemoteGenOptions;
+  readonly modelName: string;
   private readonly url: string;
   /** One per request in flight, up to `maxConcurrency`. */
   private readonly permits: Permits;
@@ -109,6 +111,8 @@ export class RemoteGenBackend implements GenBackend {
 
   constructor(options: RemoteGenOptions) {
     this.options = parseOptions(remoteGenOptionsSchema, options, 'Qwen3GuardGen.remote');
+    // The served name without its owner ('Qwen/Qwen3Guard-Gen-0.6B'): the size is not known here.
+    this.modelName = modelName('Gen', undefined, this.options.model.split('/').at(-1));
     this.url = `${this.options.baseURL.replace(/\/+$/, '')}/completions`;
     this.permits = new Permits(this.options.maxConcurrency);
   }
