@@ -16,6 +16,13 @@ export function failureSpan(text: Record<ResponsePart, string>): FlaggedSpan {
   return { riskLevel: 'Unsafe', category: null, part: 'answer', tokenIndex: -1, charOffset: text.answer.length, text: '' };
 }
 
+/** Characters of a flagged run that already left (optimistic release), given how far each part was released: the leak. */
+export function leakedChars(tracker: RunTracker, event: FlagEvent, releasedUpTo: Record<ResponsePart, number>): number {
+  const start = tracker.tokens[event.runStart].verdict;
+  const runEnd = tracker.tokens[event.tokenIndex].verdict.end ?? start.start ?? 0;
+  return start.start === undefined ? 0 : Math.max(0, Math.min(releasedUpTo[start.part], runEnd) - start.start);
+}
+
 /** The flag event whose run starts at `token`, if one does. */
 export function eventStartingAt(tracker: RunTracker, token: TrackedToken): FlagEvent | undefined {
   const index = token.verdict.index;

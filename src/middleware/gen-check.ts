@@ -4,11 +4,13 @@ import { Qwen3GuardGen } from '../gen/classifier.js';
 import { actionFor, type ResolvedResponsePolicy } from '../policy/resolve.js';
 import { failClosedAction, type Action } from '../policy/schema.js';
 import { describeValue, OptionsError } from '../shared/validation.js';
+import type { GenResponseVerdict } from '../gen/types.js';
 import type { Qwen3GuardGenMetadata, Qwen3GuardMetadata } from './metadata-types.js';
-import type { GenVerdictInfo, GuardErrorInfo } from './options.js';
+import type { GenVerdictInfo, GuardErrorInfo, RequestHooks } from './options.js';
 import { safeCall } from './callbacks.js';
 import { genFailed } from './failures.js';
 import { CONTENT_FILTER, textBlock, type FinishPart } from './stream-parts.js';
+import { genCheckEnd } from './telemetry-checks.js';
 
 
 /**
@@ -17,13 +19,17 @@ import { CONTENT_FILTER, textBlock, type FinishPart } from './stream-parts.js';
  */
 export class GenLoader {
   private readonly ready: Promise<Qwen3GuardGen>;
+  /** The classifier once known (telemetry names it): at once when given, else once the promise resolved. */
+  loaded: Qwen3GuardGen | null;
 
   constructor(given: Qwen3GuardGen | Promise<Qwen3GuardGen>) {
+    this.loaded = given instanceof Qwen3GuardGen ? given : null;
     this.ready = Promise.resolve(given).then(
       (gen) => {
         if (!(gen instanceof Qwen3GuardGen)) {
           throw genFailed(new OptionsError(`Invalid options: gen.classifier: the promise resolved to ${describeValue(gen)}, expected a Qwen3GuardGen`));
         }
+        this.loaded = gen;
         return gen;
       },
       (reason: unknown) => Promise.reject(genFailed(reason)),
@@ -60,19 +66,28 @@ export interface GenResponseContext {
   signal: AbortSignal;
   onGenVerdict?: (info: GenVerdictInfo) => void;
   onError?: (error: unknown, info: GuardErrorInfo) => void;
+  telemetry?: RequestHooks | null;
 }
 
 /** What Gen decided on a complete response, or how it failed; null when there was nothing to check. */
-type GenOutcome = { metadata: Qwen3GuardGenMetadata; action: Action } | { error: Error; action: Action } | null;
+type GenOutcome = { metadata: Qwen3GuardGenMetadata; verdict: GenResponseVerdict; action: Action } | { error: Error; action: Action } | null;
 
 /** The action on a Gen verdict in hold mode: a whole answer cannot be continued (the fallback) or partly masked (the mask replaces it). */
 function holdAction(action: Action, policy: ResolvedResponsePolicy): Action {
   return action === 'continue' ? policy.fallback : action;
 }
 
-/** Checks the complete answer with Gen. Never rejects: a failure comes back with the fail mode's action. */
+/** Checks the complete answer with Gen, in its own guardrail span. Never rejects: a failure comes back with the fail mode's action. */
 async function checkAnswer(context: GenResponseContext, answer: string): Promise<GenOutcome> {
   if (!answer) return null;
+  const hooks = context.telemetry;
+  const span = hooks?.telemetry.check('output', hooks.gen(), { gen: true });
+  const outcome = await classifyAnswer(context, answer);
+  if (span && hooks) span.end(genCheckEnd(outcome, answer, hooks.gen().model));
+  return outcome;
+}
+
+async function classifyAnswer(context: GenResponseContext, answer: string): Promise<GenOutcome> {
   try {
     const classifier = await context.gen.get();
     const verdict = await classifier.checkResponse([...context.messages, { role: 'assistant', content: answer }], { mode: 'raw', signal: context.signal });
@@ -88,7 +103,7 @@ async function checkAnswer(context: GenResponseContext, answer: string): Promise
       decidedBy: 'gen',
       latencyMs: Math.round(latencyMs * 10) / 10,
     };
-    return { metadata, action: context.mode === 'hold' ? holdAction(action, context.policy) : 'allow' };
+    return { metadata, verdict, action: context.mode === 'hold' ? holdAction(action, context.policy) : 'allow' };
   } catch (error) {
     if (context.signal.aborted) return null;
     const failure = genFailed(error);

@@ -1,5 +1,5 @@
 import type { LanguageModelV4Content, LanguageModelV4GenerateResult } from '@ai-sdk/provider';
-import { failClosedAction } from '../policy/schema.js';
+import { failClosedAction, type Action } from '../policy/schema.js';
 import type { ResolvedResponsePolicy } from '../policy/resolve.js';
 import { CONTENT_FILTER, EMPTY_USAGE } from './stream-parts.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
@@ -8,6 +8,7 @@ import type { TextRange } from './output-queue.js';
 import { safeCall } from './callbacks.js';
 import type { PromptCheck } from './prompt-check.js';
 import { ResponseModeration } from './response-moderation.js';
+import { ResponseTelemetry } from './telemetry-hooks.js';
 
 
 /** The generate result for a blocked prompt: the refusal (rewrite) or nothing (abort). */
@@ -30,8 +31,12 @@ export function blockedResult(check: PromptCheck, refusal: string, policy: Resol
 export async function moderateGenerated(context: ModerationContext, check: PromptCheck, result: LanguageModelV4GenerateResult): Promise<LanguageModelV4GenerateResult> {
   const { policy } = context;
   let failure: unknown;
+  const telemetry = context.telemetry ? new ResponseTelemetry(context.telemetry, policy, context.fail) : null;
+  telemetry?.start(check);
   if (!check.session) {
-    return { ...result, providerMetadata: { ...result.providerMetadata, qwen3guard: guardMetadata({ check, moderation: null, policy, leakedChars: 0 }) } };
+    const metadata = guardMetadata({ check, moderation: null, policy, leakedChars: 0 });
+    telemetry?.end({ metadata: () => metadata, moderation: null, failure: undefined });
+    return { ...result, providerMetadata: { ...result.providerMetadata, qwen3guard: metadata } };
   }
   const moderation = new ResponseModeration(check.session, policy, {
     onChange: () => undefined,
@@ -57,7 +62,7 @@ export async function moderateGenerated(context: ModerationContext, check: Promp
 
     const stop = moderation.stopped;
     const failedClosed = failure !== undefined && context.fail === 'closed';
-    if (failure !== undefined && context.fail === 'open') return withMetadata(result, result.content, result.finishReason);
+    if (failure !== undefined && context.fail === 'open') return withMetadata(result, result.content, result.finishReason, null);
     const content: LanguageModelV4Content[] = [];
     let cut = false;
     for (const part of result.content) {
@@ -87,14 +92,16 @@ export async function moderateGenerated(context: ModerationContext, check: Promp
       const replacement = policy.replacement(stop ? moderation.span(stop) : moderation.failureSpan());
       if (replacement) content.push({ type: 'text', text: replacement });
     }
-    return withMetadata(result, content, stopAction ? CONTENT_FILTER : result.finishReason);
+    return withMetadata(result, content, stopAction ? CONTENT_FILTER : result.finishReason, stopAction);
   } finally {
     await check.session.dispose().catch(() => undefined);
   }
 
-  function withMetadata(base: LanguageModelV4GenerateResult, content: LanguageModelV4Content[], finishReason: LanguageModelV4GenerateResult['finishReason']): LanguageModelV4GenerateResult {
+  function withMetadata(base: LanguageModelV4GenerateResult, content: LanguageModelV4Content[], finishReason: LanguageModelV4GenerateResult['finishReason'], stopped: Action | null): LanguageModelV4GenerateResult {
     safeCall(context.onResponseVerdict, verdictInfo(moderation, context.startedAt));
     const qwen3guard = guardMetadata({ check, moderation, policy, leakedChars: 0, error: failure });
+    if (stopped) telemetry?.stopped(stopped);
+    telemetry?.end({ metadata: () => qwen3guard, moderation, failure });
     return { ...base, content, finishReason, providerMetadata: { ...base.providerMetadata, qwen3guard } };
   }
 }

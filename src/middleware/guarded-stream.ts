@@ -3,6 +3,7 @@ import type { ResponsePart } from '../guard/types.js';
 import type { FlagEvent } from '../policy/run-tracker.js';
 import { failClosedAction, type Action } from '../policy/schema.js';
 import { ContinuationSplice, continuationPrompt } from './intervention.js';
+import { leakedChars } from './flag-spans.js';
 import { flagInfo, guardMetadata, verdictInfo } from './metadata.js';
 import { InterventionRecord } from './intervention-record.js';
 import type { ModerationContext } from './options.js';
@@ -11,6 +12,7 @@ import { safeCall } from './callbacks.js';
 import { blocksRequest, type PromptCheck } from './prompt-check.js';
 import { ResponseModeration } from './response-moderation.js';
 import { CONTENT_FILTER, EMPTY_USAGE, readParts, textBlock, type FinishPart } from './stream-parts.js';
+import { ResponseTelemetry } from './telemetry-hooks.js';
 import { routeToolPart } from './tool-input.js';
 
 const REWRITE_ID = 'qwen3guard-rewrite';
@@ -55,6 +57,7 @@ export class GuardedStream {
   private readonly splices: ContinuationSplice[] = [];
   /** Text sent downstream, by part: the partial response a continuation goes on from. */
   private readonly shown: Record<ResponsePart, string> = { reasoning: '', answer: '' };
+  private readonly telemetry: ResponseTelemetry | null;
 
   constructor(
     private readonly context: GuardedStreamContext,
@@ -64,6 +67,7 @@ export class GuardedStream {
   ) {
     this.reader = upstream.getReader();
     this.attemptAbort = context.continuation?.first ?? null;
+    this.telemetry = context.telemetry ? new ResponseTelemetry(context.telemetry, context.policy, context.fail) : null;
     this.queue = new OutputQueue(() => this.moderation, (part) => this.emit(part), context.policy.release === 'optimistic');
     this.stream = new ReadableStream<LanguageModelV4StreamPart>({
       start: (controller) => {
@@ -78,7 +82,10 @@ export class GuardedStream {
   private async readUpstream(reader: ReadableStreamDefaultReader<LanguageModelV4StreamPart>, attempt: number, splice: ContinuationSplice | null): Promise<void> {
     const live = () => this.state !== 'closed' && attempt === this.attempt;
     // Before the prompt verdict every part queues, in order (the synthetic finish too).
-    const take = (part: LanguageModelV4StreamPart) => (this.state === 'waiting' ? this.early.push(part) : this.route(part));
+    const take = (part: LanguageModelV4StreamPart) => {
+      if (part.type === 'text-delta' || part.type === 'reasoning-delta') this.telemetry?.arrived();
+      return this.state === 'waiting' ? this.early.push(part) : this.route(part);
+    };
     try {
       await readParts(reader, live, (part) => (splice ? splice.map(part) : [part]), take);
     } catch (error) {
@@ -89,12 +96,10 @@ export class GuardedStream {
   }
 
   private onPromptChecked(check: PromptCheck): void {
-    if (this.state === 'closed') {
-      void check.session?.dispose();
-      return;
-    }
+    if (this.state === 'closed') return void check.session?.dispose();
     this.check = check;
     if (blocksRequest(check)) return this.stopForPrompt(check);
+    this.telemetry?.start(check);
     if (!check.session) this.bypass = true; // failing open: the guard is unavailable for this request
     else {
       this.moderation = new ResponseModeration(
@@ -157,16 +162,7 @@ export class GuardedStream {
     const span = moderation.span(event);
     const info = (this.intervention ??= new InterventionRecord());
     const report = (next: 'continue' | 'rewrite' | 'abort', tokensDiscarded: number) =>
-      safeCall(this.context.onIntervention, {
-        attempt: info.attempts + (next === 'continue' ? 0 : 1),
-        next,
-        riskLevel: span.riskLevel,
-        category: span.category,
-        part: span.part,
-        keptChars: this.shown[span.part].length,
-        tokensDiscarded,
-        latencyMs: performance.now() - this.context.startedAt,
-      });
+      safeCall(this.context.onIntervention, info.report(span, next, this.shown[span.part].length, tokensDiscarded, this.context.startedAt));
     if (!continuation || info.attempts >= policy.attempts) {
       info.fellBack(policy.fallback);
       report(policy.fallback, 0);
@@ -229,6 +225,7 @@ export class GuardedStream {
     const delta = part.type === 'text-delta' ? 'answer' : part.type === 'reasoning-delta' ? 'reasoning' : null;
     if (delta) {
       this.shown[delta] += (part as { delta: string }).delta;
+      this.telemetry?.released();
       if (!this.intervening) this.intervention?.moved();
     }
     this.controller.enqueue(part);
@@ -236,10 +233,7 @@ export class GuardedStream {
 
   private onFlag(event: FlagEvent): void {
     const moderation = this.moderation!;
-    const start = moderation.tracker.tokens[event.runStart].verdict;
-    // Characters of the flagged run that already left (optimistic release): the leak.
-    const runEnd = moderation.tracker.tokens[event.tokenIndex].verdict.end ?? start.start ?? 0;
-    const leaked = start.start === undefined ? 0 : Math.max(0, Math.min(this.queue.releasedUpTo[start.part], runEnd) - start.start);
+    const leaked = leakedChars(moderation.tracker, event, this.queue.releasedUpTo);
     this.leaked += leaked;
     safeCall(this.context.onResponseFlag, flagInfo(moderation, event, leaked, this.context.startedAt));
   }
@@ -290,6 +284,7 @@ export class GuardedStream {
     if (this.state === 'closed' || this.state === 'waiting') return;
     this.intervening = false;
     this.intervention?.stoppedOtherwise();
+    this.telemetry?.stopped(action);
     const reason = new Error(`qwen3guard: response stopped (${action})`);
     this.abortUpstream(reason);
     this.attemptAbort?.abort(reason);
@@ -314,12 +309,17 @@ export class GuardedStream {
 
   private finishWith(finishReason: FinishPart['finishReason'], usage: LanguageModelV4Usage, providerMetadata: FinishPart['providerMetadata']): void {
     if (this.state === 'closed') return;
-    const metadata = guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure, intervention: this.intervention?.metadata() ?? null });
+    const metadata = this.metadata();
+    // Before the finish goes out: the AI SDK ends the model call's span (the evaluation event's) on it.
+    this.telemetry?.end({ metadata: () => metadata, moderation: this.moderation, failure: this.failure, upstreamFinished: this.upstreamFinish !== null, queue: this.queue });
     this.controller.enqueue({ type: 'finish', finishReason, usage, providerMetadata: { ...providerMetadata, qwen3guard: metadata } });
     if (this.moderation) safeCall(this.context.onResponseVerdict, verdictInfo(this.moderation, this.context.startedAt));
     this.close();
     this.controller.close();
   }
+
+  private readonly metadata = () =>
+    guardMetadata({ check: this.check, moderation: this.moderation, policy: this.context.policy, leakedChars: this.leaked, error: this.failure, intervention: this.intervention?.metadata() ?? null });
 
   private cancel(reason: unknown): Promise<void> {
     this.abortUpstream(reason);
@@ -335,6 +335,8 @@ export class GuardedStream {
 
   private close(): void {
     if (this.state === 'closed') return;
+    // Without a finish (the client went away, the upstream failed); after one, this does nothing.
+    this.telemetry?.end({ metadata: this.metadata, moderation: this.moderation, failure: this.failure, upstreamFinished: false, interrupted: true, queue: this.queue });
     this.state = 'closed';
     void (this.check?.session ?? null)?.dispose().catch(() => undefined);
   }

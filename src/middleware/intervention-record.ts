@@ -1,4 +1,6 @@
+import type { FlaggedSpan } from '../policy/resolve.js';
 import type { Qwen3GuardInterventionMetadata } from './metadata-types.js';
+import type { InterventionInfo } from './options.js';
 
 /** What the `continue` action did to one response so far: its metadata, and how long the output stood still. */
 export class InterventionRecord {
@@ -36,6 +38,12 @@ export class InterventionRecord {
   /** Something else stopped the response during an attempt. */
   stoppedOtherwise(): void {
     if (!this.outcome.startsWith('fallback')) this.outcome = 'aborted';
+  }
+
+  /** The `onIntervention` payload for a flag at `span`: what comes next, what stays shown, what was dropped. */
+  report(span: FlaggedSpan, next: InterventionInfo['next'], keptChars: number, tokensDiscarded: number, startedAt: number): InterventionInfo {
+    const attempt = this.attempts + (next === 'continue' ? 0 : 1);
+    return { attempt, next, riskLevel: span.riskLevel, category: span.category, part: span.part, keptChars, tokensDiscarded, latencyMs: performance.now() - startedAt };
   }
 
   /** The metadata, with the time still standing counted. */

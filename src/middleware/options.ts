@@ -7,6 +7,9 @@ import type { ResponseDecision } from '../policy/decision.js';
 import type { PromptVerdict, ResponsePart, RiskLevel } from '../guard/types.js';
 import { promptPolicySchema, responsePolicySchema, type Action, type PromptPolicyInput, type ResponsePolicyInput } from '../policy/schema.js';
 import type { PolicyFunction, ResolvedResponsePolicy } from '../policy/resolve.js';
+import { telemetryOptionsSchema } from '../telemetry/options.js';
+import type { RequestTelemetry } from '../telemetry/guard-telemetry.js';
+import type { Component } from '../telemetry/guardrail-check.js';
 
 export interface PromptVerdictInfo {
   verdict: PromptVerdict;
@@ -80,6 +83,13 @@ export interface GuardErrorInfo {
   fail: 'closed' | 'open';
 }
 
+/** A request's telemetry, and the guards its checks are made by (as far as known when a check starts). */
+export interface RequestHooks {
+  telemetry: RequestTelemetry;
+  stream(): Component;
+  gen(): Component;
+}
+
 /** What moderating one response needs beyond the guard session: the request's merged policy and callbacks. */
 export interface ModerationContext {
   policy: ResolvedResponsePolicy;
@@ -90,6 +100,8 @@ export interface ModerationContext {
   onResponseVerdict?: (info: ResponseVerdictInfo) => void;
   onError?: (error: unknown, info: GuardErrorInfo) => void;
   onIntervention?: (info: InterventionInfo) => void;
+  /** This request's guardrail spans and metrics (null when telemetry is off). */
+  telemetry?: RequestHooks | null;
 }
 
 const callback = <T extends (...args: never[]) => unknown>(name: string) =>
@@ -144,6 +156,8 @@ export const middlewareOptionsSchema = z
     gen: genMiddlewareSchema.optional(),
     /** Gen's verdict on each complete response. */
     onGenVerdict: callback<(info: GenVerdictInfo) => void>('onGenVerdict'),
+    /** OpenTelemetry spans and metrics of every check, through the API (a no-op until the app registers an SDK). */
+    telemetry: telemetryOptionsSchema.prefault({}),
   })
   .strict()
   .refine((o) => {

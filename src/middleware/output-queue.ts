@@ -36,6 +36,10 @@ export class OutputQueue {
   readonly releasedUpTo: Record<ResponsePart, number> = { reasoning: 0, answer: 0 };
   /** Characters released downstream, masks included. */
   releasedChars = 0;
+  /** Characters of moderated text waiting for verdicts: now, at most at once, and dropped unreleased (a stop, a rollback). */
+  private heldChars = 0;
+  heldCharsMax = 0;
+  withheldChars = 0;
   /** Nothing leaves before the prompt verdict. */
   private gateOpen = false;
 
@@ -61,8 +65,10 @@ export class OutputQueue {
   }
 
   push(entry: { part: LanguageModelV4StreamPart } | { part: DeltaPart; range: TextRange }): void {
-    if ('range' in entry) this.entries.push({ kind: 'text', part: entry.part, range: entry.range, released: entry.range.start });
-    else this.entries.push({ kind: 'part', part: entry.part });
+    if ('range' in entry) {
+      this.entries.push({ kind: 'text', part: entry.part, range: entry.range, released: entry.range.start });
+      this.heldChars += entry.range.end - entry.range.start;
+    } else this.entries.push({ kind: 'part', part: entry.part });
   }
 
   /** Starts a moderated tool call (its parts are collected until `completeTool`). */
@@ -91,26 +97,27 @@ export class OutputQueue {
       if (head.kind === 'part') {
         this.send(head.part);
       } else if (head.kind === 'text') {
-        if (!moderation) return;
-        if (!this.releaseText(head, moderation)) return;
+        if (!moderation || !this.releaseText(head, moderation)) break;
       } else if (this.bypassed) {
         for (const part of head.parts) this.send(part);
       } else {
-        if (!head.complete || !moderation) return;
+        if (!head.complete || !moderation) break;
         const segments = moderation.segments(head.range.part, head.range.start, head.range.end);
         const covered = segments.at(-1)?.end ?? head.range.start;
-        if (covered < head.range.end && head.range.end > head.range.start) return;
+        if (covered < head.range.end && head.range.end > head.range.start) break;
         // A tool call goes out whole or not at all: a redaction inside its input drops it.
         if (segments.every((s) => s.status === 'pass')) for (const part of head.parts) this.send(part);
         this.releasedUpTo[head.range.part] = Math.max(this.releasedUpTo[head.range.part], head.range.end);
       }
       this.entries.shift();
     }
+    this.heldCharsMax = Math.max(this.heldCharsMax, this.heldChars);
   }
 
   /** Releases the decided text of a text entry; true when it is fully out. */
   private releaseText(entry: Extract<Entry, { kind: 'text' }>, moderation: ResponseModeration): boolean {
     const { range } = entry;
+    const before = entry.released;
     if (this.bypassed || (this.optimistic && !moderation.stopped)) {
       this.sendDelta(entry.part, entry.part.delta.slice(entry.released - range.start));
       entry.released = range.end;
@@ -120,6 +127,7 @@ export class OutputQueue {
       entry.released = upTo;
     }
     this.releasedUpTo[range.part] = Math.max(this.releasedUpTo[range.part], entry.released);
+    this.heldChars -= entry.released - before;
     return entry.released >= range.end;
   }
 
@@ -140,7 +148,7 @@ export class OutputQueue {
 
   /** Drops what is left (after a stop) and closes the blocks left open downstream. */
   discard(): void {
-    this.entries.length = 0;
+    this.dropPending();
     for (const [key, type] of this.open) {
       this.emit({ type, id: key.slice(type.length + 1) } as LanguageModelV4StreamPart);
     }
@@ -150,6 +158,8 @@ export class OutputQueue {
   /** Drops the entries not yet released, keeping the blocks open downstream (a continuation goes on in them). */
   dropPending(): void {
     this.entries.length = 0;
+    this.withheldChars += this.heldChars;
+    this.heldChars = 0;
   }
 
   /** The first open text and reasoning blocks downstream, by type, for a continuation to go on in; other open blocks are closed. */

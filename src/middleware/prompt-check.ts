@@ -33,6 +33,8 @@ export interface PromptCheckContext {
   cache: LruCache<PromptVerdict>;
   onPromptVerdict?: (info: PromptVerdictInfo) => void;
   onError?: (error: unknown, info: GuardErrorInfo) => void;
+  /** Telemetry's open-sessions count: the session as it will be used (its dispose counted). */
+  trackSession?: (session: StreamGuardSession, guard: ReadyGuard) => StreamGuardSession;
 }
 
 /** Whether the prompt stops the request. */
@@ -53,7 +55,8 @@ export async function checkPrompt(context: PromptCheckContext, messages: GuardMe
   try {
     guard = context.guard ? await context.guard() : null;
     phase = 'prompt';
-    session = guard ? await guard.guard.createSession({ signal, conversationId }) : null;
+    const created = guard ? await guard.guard.createSession({ signal, conversationId }) : null;
+    session = created && context.trackSession ? context.trackSession(created, guard!) : created;
     const key = promptKey(messages);
     const cachedVerdict = key === null ? undefined : context.cache.get(key);
     // A known verdict lets the session skip the verdict's token too: a retry or a tool-loop step evaluates only its new tokens.

@@ -5,14 +5,17 @@ import { PolicyFailures, resolvePromptPolicy, resolveResponsePolicy } from '../p
 import { requestOverrideSchema } from '../policy/schema.js';
 import { anySignal } from '../shared/abort.js';
 import { OptionsError, parseOptions } from '../shared/validation.js';
+import { GuardTelemetry } from '../telemetry/guard-telemetry.js';
 import { genGenerated, GenLoader, genStream, type GenResponseContext } from './gen-check.js';
 import { blockedResult, moderateGenerated } from './guard-generate.js';
 import { GuardLoader, type RetryOptions } from './guard-loader.js';
 import { GuardedStream } from './guarded-stream.js';
-import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions } from './options.js';
+import { middlewareOptionsSchema, type Qwen3GuardMiddlewareOptions, type RequestHooks } from './options.js';
 import { safeCall } from './callbacks.js';
 import { blocksRequest, checkPrompt, type PromptCheck, type PromptCheckContext } from './prompt-check.js';
 import { toGuardMessages } from './prompt-messages.js';
+import { genComponent, streamComponent } from './telemetry-checks.js';
+import { promptCheckEnd } from './telemetry-hooks.js';
 import { LruCache } from './verdict-cache.js';
 
 /**
@@ -35,11 +38,18 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
   const guard = loader && (() => loader.get());
   const gen = resolved.gen && new GenLoader(resolved.gen.classifier);
   const cache = new LruCache<PromptVerdict>(resolved.promptCacheSize);
+  const telemetry = resolved.telemetry.enabled ? new GuardTelemetry(resolved.telemetry) : null;
 
   /** Everything one request needs: the merged policy and a prompt check already running. */
   async function setup(params: LanguageModelV4CallOptions) {
     const override = parseOptions(requestOverrideSchema, params.providerOptions?.qwen3guard ?? {}, 'providerOptions.qwen3guard');
     if (override.enabled === false) return null;
+    // Before any await: the model call's span is the active one now.
+    const hooks: RequestHooks | null = telemetry && {
+      telemetry: telemetry.request(override.conversationId),
+      stream: () => streamComponent(loader, resolved.guard),
+      gen: () => genComponent(gen?.loaded ?? null),
+    };
     if (override.prompt?.categories || override.response?.categories) {
       // Checked against the guard's labels (a guard that fails to load is reported by the prompt check).
       const known = loader && (loader.loaded ?? (await loader.get().catch(() => null)));
@@ -60,9 +70,16 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
       cache,
       onPromptVerdict: resolved.onPromptVerdict,
       onError: resolved.onError,
+      trackSession: hooks ? (session, ready) => hooks.telemetry.trackSession(session, ready.info.model) : undefined,
     };
     const messages = toGuardMessages(params.prompt, promptPolicy.includeSystem);
-    const check = checkPrompt(context, messages, signal, startedAt, override.conversationId);
+    // With Gen alone and no gen.prompt, the prompt is not checked: no span.
+    const byGen = context.gen !== undefined;
+    const promptSpan = hooks && (guard || byGen) ? hooks.telemetry.check('input', byGen ? hooks.gen() : hooks.stream()) : null;
+    const check = checkPrompt(context, messages, signal, startedAt, override.conversationId).then((c) => {
+      promptSpan?.end(promptCheckEnd(c, signal.aborted, fail, messages, byGen ? hooks!.gen().model : (c.guard?.info.model ?? null)));
+      return c;
+    });
     // Gen on the complete response, after the Stream guard's moderation of it (if any).
     const genResponse = resolved.gen && resolved.gen.response !== 'off' ? resolved.gen.response : null;
     const genContext: GenResponseContext | null = genResponse && {
@@ -75,9 +92,16 @@ export function qwen3GuardMiddleware(options: Qwen3GuardMiddlewareOptions, inter
       signal,
       onGenVerdict: resolved.onGenVerdict,
       onError: resolved.onError,
+      telemetry: hooks,
     };
     const refusal = (c: PromptCheck) => promptPolicy.refusal(c.verdict);
-    const callbacks = { onResponseFlag: resolved.onResponseFlag, onResponseVerdict: resolved.onResponseVerdict, onError: resolved.onError, onIntervention: resolved.onIntervention };
+    const callbacks = {
+      onResponseFlag: resolved.onResponseFlag,
+      onResponseVerdict: resolved.onResponseVerdict,
+      onError: resolved.onError,
+      onIntervention: resolved.onIntervention,
+      telemetry: hooks,
+    };
     return { promptPolicy, responsePolicy, fail, startedAt, abort, signal, check, refusal, callbacks, genContext };
   }
 

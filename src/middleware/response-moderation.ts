@@ -36,6 +36,10 @@ export class ResponseModeration {
   readonly tracker: RunTracker;
   /** Guard lag of each evaluation: from the arrival of the text that completed a chunk to its verdicts (ms). */
   readonly lags: number[] = [];
+  /** Duration of each guard call scoring or evaluating the response (ms). */
+  readonly decodeMs: number[] = [];
+  /** Characters of response text received (across continuations). */
+  receivedChars = 0;
   heldTokensMax = 0;
   private readonly aligners: Record<ResponsePart, TextAligner> = {
     reasoning: new TextAligner(RESPONSE_TEMPLATE.reasoningPrefix),
@@ -89,6 +93,7 @@ export class ResponseModeration {
     }
     const start = this.text[part].length;
     this.text[part] += delta;
+    this.receivedChars += delta.length;
     this.commitChunks(part, this.aligners[part].push(delta), false);
     this.kick();
     return { part, start, end: start + delta.length };
@@ -102,7 +107,7 @@ export class ResponseModeration {
     await this.drain();
     if (!this.failure && !this.stopped) {
       try {
-        this.record(await this.session.end(), now());
+        this.record(await this.timed(() => this.session.end()), now());
       } catch (error) {
         this.fail(error);
       }
@@ -268,7 +273,7 @@ export class ResponseModeration {
         if (!tail) return;
         this.speculated = tail;
         try {
-          await this.session.speculate(tail.part, tail.text);
+          await this.timed(() => this.session.speculate(tail.part, tail.text));
         } catch (error) {
           this.fail(error);
         }
@@ -298,7 +303,7 @@ export class ResponseModeration {
       const ahead = tail?.part === first.part ? tail.text : undefined;
       if (ahead !== undefined) this.speculated = tail;
       try {
-        this.record(await this.session.appendText(first.part, text, { final, ahead }), first.at);
+        this.record(await this.timed(() => this.session.appendText(first.part, text, { final, ahead })), first.at);
       } catch (error) {
         this.fail(error);
       }
@@ -313,6 +318,16 @@ export class ResponseModeration {
     if (part === 'reasoning' && !text) return null;
     if (this.speculated?.part === part && this.speculated.text === text) return null;
     return { part, text };
+  }
+
+  /** A guard call, its duration kept (telemetry's decode histogram). */
+  private async timed<T>(call: () => Promise<T>): Promise<T> {
+    const start = now();
+    try {
+      return await call();
+    } finally {
+      this.decodeMs.push(now() - start);
+    }
   }
 
   private record(verdicts: TokenVerdict[], since: number): void {
