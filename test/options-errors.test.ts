@@ -62,6 +62,12 @@ describe('every bad value gets a message naming the field and what is allowed', 
     ['fail', { fail: true }, /fail:.*closed.*open/],
     ['promptCacheSize', { promptCacheSize: 'big' }, /promptCacheSize:.*number/],
     ['onError', { onError: 1 }, /onError must be a function/],
+    ['telemetry.enabled', { telemetry: { enabled: 'yes' } }, /telemetry\.enabled:.*boolean/],
+    ['telemetry.contentHmacKey', { telemetry: { contentHmacKey: 'short' } }, /telemetry\.contentHmacKey: expected a secret of at least 16 bytes \(a string or a Uint8Array\), got 5 bytes/],
+    ['telemetry.contentHmacKey', { telemetry: { contentHmacKey: 42 } }, /telemetry\.contentHmacKey: expected a secret .* got 42/],
+    ['telemetry.tracer', { telemetry: { tracer: {} } }, /telemetry\.tracer: expected an OpenTelemetry Tracer \(trace\.getTracer\(\.\.\.\)\), got an object/],
+    ['telemetry.meter', { telemetry: { meter: 'm' } }, /telemetry\.meter: expected an OpenTelemetry Meter .* got 'm'/],
+    ['telemetry', { telemetry: { exporter: 'otlp' } }, /telemetry: Unrecognized key: "exporter"/],
   ];
   it.each(middlewareCases)('qwen3GuardMiddleware %s', (field, options, message) => {
     const error = errorOf(() => qwen3GuardMiddleware({ modelPath: '/x.gguf', ...options } as never));
