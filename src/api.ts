@@ -17,6 +17,8 @@ export { decideResponse, type DecisionMode, type DecisionOptions, type LabeledTo
 export type { GuardMessage, PromptVerdict, ResponsePart, RiskLevel, RiskProbabilities, TokenVerdict } from './guard/types.js';
 export { OptionsError } from './shared/validation.js';
 export { qwen3GuardMiddleware } from './middleware/qwen3guard-middleware.js';
+export type { TelemetryOptions } from './telemetry/options.js';
+export { ATTR as TELEMETRY_ATTRIBUTES, CONVENTIONS as TELEMETRY_CONVENTIONS, METRIC as TELEMETRY_METRICS } from './telemetry/conventions.js';
 export type { Qwen3GuardMiddlewareOptions, PromptVerdictInfo, ResponseFlagInfo, ResponseVerdictInfo, GuardErrorInfo, InterventionInfo, GenVerdictInfo } from './middleware/options.js';
 export type { Action, CategoryActions, PromptPolicyInput, ResponsePolicyInput, Qwen3GuardRequestOptions, RequestOverride } from './policy/schema.js';
 export { PROMPT_CATEGORIES, RESPONSE_CATEGORIES, type PromptCategory, type ResponseCategory } from './format/labels.js';

@@ -1,7 +1,8 @@
 import type { JSONObject, SharedV4ProviderMetadata, SharedV4ProviderOptions } from '@ai-sdk/provider';
 import { streamText, wrapLanguageModel } from 'ai';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { qwen3GuardMiddleware, type Qwen3Guard, type Qwen3GuardMetadata, type Qwen3GuardRequestOptions } from '../src/index.js';
+import type { Meter, Tracer } from '@opentelemetry/api';
+import { qwen3GuardMiddleware, type Qwen3Guard, type Qwen3GuardMetadata, type Qwen3GuardMiddlewareOptions, type Qwen3GuardRequestOptions, type TelemetryOptions } from '../src/index.js';
 import { guardMetadata } from '../src/middleware/metadata.js';
 import { plantedGuard } from './fixtures/guards.js';
 import { scriptedModel, split } from './fixtures/scripted-model.js';
@@ -40,6 +41,11 @@ describe('exported types', () => {
     expectTypeOf<Qwen3GuardMetadata>().toExtend<JSONObject>();
     expectTypeOf<{ qwen3guard: Qwen3GuardMetadata }>().toExtend<SharedV4ProviderMetadata>();
     expectTypeOf<Qwen3GuardMetadata['error']>().toEqualTypeOf<{ code: 'guard-load-failed' | 'guard-busy' | 'guard-failed' | 'gen-failed' | 'policy-function-failed' | 'guard-unavailable' | 'guard-timeout' | 'guard-unauthorized' | 'guard-session-lost' | 'guard-rejected' } | undefined>();
+  });
+
+  it('telemetry takes the Tracer and Meter of the OpenTelemetry API', () => {
+    expectTypeOf<{ tracer: Tracer; meter: Meter; contentHmacKey: Uint8Array }>().toExtend<TelemetryOptions>();
+    expectTypeOf<NonNullable<Qwen3GuardMiddlewareOptions['telemetry']>>().toEqualTypeOf<TelemetryOptions>();
   });
 
   it('Qwen3GuardRequestOptions is JSON data: strings for the texts, no functions', () => {
