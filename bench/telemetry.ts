@@ -1,0 +1,118 @@
+/**
+ * npm run bench:telemetry — what telemetry costs a guarded stream: time to first token and release lag with
+ * telemetry off, on with no SDK registered (the API's no-op, every app's default) and on with the SDK's
+ * in-memory span exporter and metric reader, side by side in one run (rounds interleave the three, so that drift
+ * in the machine's load falls on all of them). The guard is the tiny planted test guard, whose own work is
+ * small: the worst case for telemetry's share. The upstream paces its deltas in this process and notes when it
+ * sent each; the lag is from there to the client's read.
+ */
+import { cpus } from 'node:os';
+import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
+import { MockLanguageModelV4 } from 'ai/test';
+import { qwen3GuardMiddleware, type TelemetryOptions } from '../src/index.js';
+import { plantedGuard } from '../test/fixtures/guards.js';
+import { split } from '../test/fixtures/scripted-model.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const DELTA_MS = 20; // 50 deltas per second
+const FIRST_DELTA_MS = 100;
+const ANSWER = split('The river winds through the valley, past old mills and quiet farms, where herons wait in the shallows. '.repeat(2), 4);
+
+/** An upstream that streams ANSWER at a fixed pace and records when each delta left. */
+function pacedModel(sentAt: number[]) {
+  const parts: LanguageModelV4StreamPart[] = [
+    { type: 'stream-start', warnings: [] },
+    { type: 'text-start', id: 't' },
+    ...ANSWER.map((delta): LanguageModelV4StreamPart => ({ type: 'text-delta', id: 't', delta })),
+    { type: 'text-end', id: 't' },
+    { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage: { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 1, text: 1, reasoning: 0 } } },
+  ];
+  return new MockLanguageModelV4({
+    doStream: async () => {
+      let i = 0;
+      return {
+        stream: new ReadableStream<LanguageModelV4StreamPart>({
+          async pull(controller) {
+            if (i >= parts.length) return controller.close();
+            const part = parts[i++];
+            if (part.type === 'text-delta') {
+              await new Promise((r) => setTimeout(r, sentAt.length === 0 ? FIRST_DELTA_MS : DELTA_MS));
+              sentAt.push(performance.now());
+            }
+            controller.enqueue(part);
+          },
+        }),
+      };
+    },
+  });
+}
+
+async function measure(middleware: LanguageModelMiddleware): Promise<{ ttft: number; lags: number[]; cpuMs: number }> {
+  const sentAt: number[] = [];
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const result = streamText({ model: wrapLanguageModel({ model: pacedModel(sentAt), middleware }), prompt: 'Describe a calm river valley.' });
+  let received = 0;
+  let ttft = -1;
+  const lags: number[] = [];
+  let next = 0;
+  let sentChars = 0;
+  for await (const text of result.textStream) {
+    const now = performance.now();
+    if (ttft < 0) ttft = now - start;
+    received += text.length;
+    // Every upstream delta now wholly received: its release lag.
+    while (next < ANSWER.length && sentChars + ANSWER[next].length <= received) {
+      sentChars += ANSWER[next].length;
+      lags.push(now - sentAt[next++]);
+    }
+  }
+  const used = process.cpuUsage(cpu);
+  if (received !== ANSWER.join('').length) throw new Error('the guarded answer differs from the upstream one');
+  return { ttft, lags, cpuMs: (used.user + used.system) / 1000 };
+}
+
+const guard = await plantedGuard({ maxSessions: 1, reuseKv: false });
+const spans = new InMemorySpanExporter();
+const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }).getTracer('bench');
+const reader = new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 });
+const meter = new MeterProvider({ readers: [reader] }).getMeter('bench');
+const arms: Array<{ name: string; telemetry: TelemetryOptions }> = [
+  { name: 'telemetry off', telemetry: { enabled: false } },
+  { name: 'on, no SDK registered', telemetry: {} },
+  { name: 'on, in-memory exporter', telemetry: { tracer, meter } },
+];
+const middlewares = arms.map((arm) => qwen3GuardMiddleware({ guard, telemetry: arm.telemetry }) as LanguageModelMiddleware);
+const results = arms.map(() => ({ ttft: [] as number[], lags: [] as number[], cpuMs: [] as number[] }));
+
+for (const middleware of middlewares) await measure(middleware); // warm-up
+for (let round = 0; round < ROUNDS; round++) {
+  // A different order each round: no arm always runs first after a pause.
+  for (let k = 0; k < arms.length; k++) {
+    const a = (round + k) % arms.length;
+    const m = await measure(middlewares[a]);
+    results[a].ttft.push(m.ttft);
+    results[a].lags.push(...m.lags);
+    results[a].cpuMs.push(m.cpuMs);
+  }
+}
+
+const quantile = (xs: number[], q: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const pct = (x: number, base: number) => `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(1)}%`;
+const [off] = results;
+console.log(`\ntelemetry benchmark — ${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, node ${process.version}, planted guard, ${ROUNDS} rounds of ${ANSWER.length} deltas at ${1000 / DELTA_MS}/s`);
+console.log(`${'arm'.padEnd(24)} | TTFT p50 ms (vs off) | release lag p50 ms (vs off) | p95 ms | CPU ms/request (vs off)`);
+arms.forEach((arm, i) => {
+  const r = results[i];
+  const [ttft, lag50, lag95, cpu] = [quantile(r.ttft, 0.5), quantile(r.lags, 0.5), quantile(r.lags, 0.95), mean(r.cpuMs)];
+  console.log(
+    `${arm.name.padEnd(24)} | ${ttft.toFixed(1).padStart(7)} (${pct(ttft, quantile(off.ttft, 0.5)).padStart(6)})     | ` +
+      `${lag50.toFixed(1).padStart(7)} (${pct(lag50, quantile(off.lags, 0.5)).padStart(6)})            | ${lag95.toFixed(1).padStart(6)} | ${cpu.toFixed(1).padStart(6)} (${pct(cpu, mean(off.cpuMs))})`,
+  );
+});
+console.log(`spans exported by the in-memory arm: ${spans.getFinishedSpans().length} (${(ROUNDS + 1) * 2} checks)`);
+await guard.dispose();
