@@ -3,58 +3,27 @@
  * telemetry off, on with no SDK registered (the API's no-op, every app's default) and on with the SDK's
  * in-memory span exporter and metric reader, side by side in one run (rounds interleave the three, so that drift
  * in the machine's load falls on all of them). The guard is the tiny planted test guard, whose own work is
- * small: the worst case for telemetry's share. The upstream paces its deltas in this process and notes when it
- * sent each; the lag is from there to the client's read.
+ * small: the worst case for telemetry's share. The scripted upstream paces its parts in this process and notes
+ * when it sent each delta; the lag is from there to the client's read.
  */
 import { cpus } from 'node:os';
-import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai';
-import { MockLanguageModelV4 } from 'ai/test';
 import { qwen3GuardMiddleware, type TelemetryOptions } from '../src/index.js';
 import { plantedGuard } from '../test/fixtures/guards.js';
-import { split } from '../test/fixtures/scripted-model.js';
+import { scriptedModel, split } from '../test/fixtures/scripted-model.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
-const DELTA_MS = 20; // 50 deltas per second
-const FIRST_DELTA_MS = 100;
+const DELTA_MS = 20; // 50 parts per second
 const ANSWER = split('The river winds through the valley, past old mills and quiet farms, where herons wait in the shallows. '.repeat(2), 4);
-
-/** An upstream that streams ANSWER at a fixed pace and records when each delta left. */
-function pacedModel(sentAt: number[]) {
-  const parts: LanguageModelV4StreamPart[] = [
-    { type: 'stream-start', warnings: [] },
-    { type: 'text-start', id: 't' },
-    ...ANSWER.map((delta): LanguageModelV4StreamPart => ({ type: 'text-delta', id: 't', delta })),
-    { type: 'text-end', id: 't' },
-    { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage: { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 1, text: 1, reasoning: 0 } } },
-  ];
-  return new MockLanguageModelV4({
-    doStream: async () => {
-      let i = 0;
-      return {
-        stream: new ReadableStream<LanguageModelV4StreamPart>({
-          async pull(controller) {
-            if (i >= parts.length) return controller.close();
-            const part = parts[i++];
-            if (part.type === 'text-delta') {
-              await new Promise((r) => setTimeout(r, sentAt.length === 0 ? FIRST_DELTA_MS : DELTA_MS));
-              sentAt.push(performance.now());
-            }
-            controller.enqueue(part);
-          },
-        }),
-      };
-    },
-  });
-}
 
 async function measure(middleware: LanguageModelMiddleware): Promise<{ ttft: number; lags: number[]; cpuMs: number }> {
   const sentAt: number[] = [];
   const cpu = process.cpuUsage();
   const start = performance.now();
-  const result = streamText({ model: wrapLanguageModel({ model: pacedModel(sentAt), middleware }), prompt: 'Describe a calm river valley.' });
+  const upstream = scriptedModel({ answer: ANSWER, delayMs: DELTA_MS, sent: (part) => void (part.type === 'text-delta' && sentAt.push(performance.now())) });
+  const result = streamText({ model: wrapLanguageModel({ model: upstream.model, middleware }), prompt: 'Describe a calm river valley.' });
   let received = 0;
   let ttft = -1;
   const lags: number[] = [];
