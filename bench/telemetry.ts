@@ -13,6 +13,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { qwen3GuardMiddleware, type TelemetryOptions } from '../src/index.js';
 import { plantedGuard } from '../test/fixtures/guards.js';
 import { scriptedModel, split } from '../test/fixtures/scripted-model.js';
+import { releaseLags } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const DELTA_MS = 20; // 50 parts per second
@@ -24,24 +25,18 @@ async function measure(middleware: LanguageModelMiddleware): Promise<{ ttft: num
   const start = performance.now();
   const upstream = scriptedModel({ answer: ANSWER, delayMs: DELTA_MS, sent: (part) => void (part.type === 'text-delta' && sentAt.push(performance.now())) });
   const result = streamText({ model: wrapLanguageModel({ model: upstream.model, middleware }), prompt: 'Describe a calm river valley.' });
-  let received = 0;
+  let text = '';
   let ttft = -1;
-  const lags: number[] = [];
-  let next = 0;
-  let sentChars = 0;
-  for await (const text of result.textStream) {
+  const arrivals: Array<[number, number]> = []; // [received length, time]
+  for await (const delta of result.textStream) {
     const now = performance.now();
     if (ttft < 0) ttft = now - start;
-    received += text.length;
-    // Every upstream delta now wholly received: its release lag.
-    while (next < ANSWER.length && sentChars + ANSWER[next].length <= received) {
-      sentChars += ANSWER[next].length;
-      lags.push(now - sentAt[next++]);
-    }
+    text += delta;
+    arrivals.push([text.length, now]);
   }
   const used = process.cpuUsage(cpu);
-  if (received !== ANSWER.join('').length) throw new Error('the guarded answer differs from the upstream one');
-  return { ttft, lags, cpuMs: (used.user + used.system) / 1000 };
+  if (text !== ANSWER.join('')) throw new Error('the guarded answer differs from the upstream one');
+  return { ttft, lags: releaseLags(ANSWER, arrivals, sentAt), cpuMs: (used.user + used.system) / 1000 };
 }
 
 const guard = await plantedGuard({ maxSessions: 1, reuseKv: false });
