@@ -39,7 +39,7 @@ export interface CheckEnd {
   outcome: CheckOutcome;
   /** Span attributes beyond the outcome's; called only for a recording span. */
   attributes?: () => Attributes;
-  /** The checked content, for `recordContent` and the HMAC; called only when one is on. */
+  /** The checked content, for `recordContent` and the HMAC; called only when one is on (null: none was read). */
   content?: () => unknown;
   /** Millisecond samples for the histograms. */
   samples?: { promptMs?: number; ttftAddedMs?: number; releaseLagMs?: readonly number[]; decodeMs?: readonly number[] };
@@ -126,10 +126,12 @@ export class GuardrailCheck {
       [EVALUATION.scoreValue]: outcome.probability,
       [ATTR.errorType]: outcome.errorCode,
     });
-    (evaluated?.isRecording() ? evaluated : span).addEvent(EVALUATION.event, event);
-    if (!this.content.wanted || !end.content) return span.end();
+    // A check cancelled with its request evaluated nothing.
+    if (!outcome.cancelled) (evaluated?.isRecording() ? evaluated : span).addEvent(EVALUATION.event, event);
+    const content = this.content.wanted ? end.content?.() : undefined;
+    if (content === undefined || content === null) return span.end();
     const endTime = performance.now();
-    this.content.attributes(end.content()).then(
+    this.content.attributes(content).then(
       (attributes) => span.setAttributes(attributes),
       () => undefined, // a key Web Crypto refuses: the span goes without the hash
     ).finally(() => span.end(endTime));
