@@ -83,6 +83,23 @@ export async function classifyRate(guard: LocalGuard, tokens: readonly number[],
 }
 
 /**
+ * Reads a streamed answer to its end: its text, the time from `start` to its first delta, and for each delta the
+ * text length received so far and when (what `releaseLags` takes).
+ */
+export async function readTimed(stream: AsyncIterable<string>, start: number): Promise<{ text: string; ttft: number; arrivals: Array<[number, number]> }> {
+  let text = '';
+  let ttft = -1;
+  const arrivals: Array<[number, number]> = [];
+  for await (const delta of stream) {
+    const now = performance.now();
+    if (ttft < 0) ttft = now - start;
+    text += delta;
+    arrivals.push([text.length, now]);
+  }
+  return { text, ttft, arrivals };
+}
+
+/**
  * The release lag of each upstream delta: from the server writing it (`deltaTimes`) to the client holding all of
  * it (`arrivals`: [text length received so far, time] per client delta).
  */

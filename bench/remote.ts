@@ -14,7 +14,7 @@ import { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware, Qwen3Guard, type StreamGuard } from '../src/index.js';
 import { startOpenAiServer } from '../test/fixtures/openai-server.js';
 import { startServe } from '../test/fixtures/serve-process.js';
-import { FLAG_ONLY_POLICY, releaseLags, tokenDeltas, trainedLikeModel } from './fixture.js';
+import { FLAG_ONLY_POLICY, readTimed, releaseLags, tokenDeltas, trainedLikeModel } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -43,15 +43,7 @@ async function measure(messages: ModelMessage[], deltas: string[], rate: number,
   const model = middleware ? wrapLanguageModel({ model: provider.chat('bench'), middleware }) : provider.chat('bench');
   const start = performance.now();
   const result = streamText({ model, messages });
-  let text = '';
-  let ttft = -1;
-  const arrivals: Array<[number, number]> = [];
-  for await (const delta of result.textStream) {
-    const now = performance.now();
-    if (ttft < 0) ttft = now - start;
-    text += delta;
-    arrivals.push([text.length, now]);
-  }
+  const { text, ttft, arrivals } = await readTimed(result.textStream, start);
   const request = await upstream.request(index);
   const lags = releaseLags(deltas, arrivals, request.deltaTimes);
   if (text !== deltas.join('')) throw new Error('the guarded text differs from the upstream text');

@@ -15,7 +15,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { LocalGuard } from '../src/engine/guard.js';
 import { qwen3GuardMiddleware } from '../src/index.js';
 import { startOpenAiServer, wordDeltas } from '../test/fixtures/openai-server.js';
-import { benchModel, FLAG_ONLY_POLICY, PLANTED_WORDS, releaseLags, tokenDeltas, trainedLikeModel } from './fixture.js';
+import { benchModel, FLAG_ONLY_POLICY, PLANTED_WORDS, readTimed, releaseLags, tokenDeltas, trainedLikeModel } from './fixture.js';
 
 const FIRST_TOKEN_DELAY_MS = 600;
 const RUNS: Array<{ rate: number; tokens: number }> = [
@@ -78,15 +78,7 @@ async function measure(deltas: string[], rate: number, guarded: LanguageModelMid
   const cpu = process.cpuUsage();
   const start = performance.now();
   const result = streamText({ model, prompt: `${prompt} [${index}]` });
-  let text = '';
-  let ttft = -1;
-  const arrivals: Array<[number, number]> = []; // [received length, time]
-  for await (const delta of result.textStream) {
-    const now = performance.now();
-    if (ttft < 0) ttft = now - start;
-    text += delta;
-    arrivals.push([text.length, now]);
-  }
+  const { text, ttft, arrivals } = await readTimed(result.textStream, start);
   const wallMs = performance.now() - start;
   const used = process.cpuUsage(cpu);
   const request = await server.request(index);

@@ -13,7 +13,7 @@ import { streamText, wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
 import { qwen3GuardMiddleware, type TelemetryOptions } from '../src/index.js';
 import { plantedGuard } from '../test/fixtures/guards.js';
 import { scriptedModel, split } from '../test/fixtures/scripted-model.js';
-import { releaseLags } from './fixture.js';
+import { readTimed, releaseLags } from './fixture.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const DELTA_MS = 20; // 50 parts per second
@@ -25,15 +25,7 @@ async function measure(middleware: LanguageModelMiddleware): Promise<{ ttft: num
   const start = performance.now();
   const upstream = scriptedModel({ answer: ANSWER, delayMs: DELTA_MS, sent: (part) => void (part.type === 'text-delta' && sentAt.push(performance.now())) });
   const result = streamText({ model: wrapLanguageModel({ model: upstream.model, middleware }), prompt: 'Describe a calm river valley.' });
-  let text = '';
-  let ttft = -1;
-  const arrivals: Array<[number, number]> = []; // [received length, time]
-  for await (const delta of result.textStream) {
-    const now = performance.now();
-    if (ttft < 0) ttft = now - start;
-    text += delta;
-    arrivals.push([text.length, now]);
-  }
+  const { text, ttft, arrivals } = await readTimed(result.textStream, start);
   const used = process.cpuUsage(cpu);
   if (text !== ANSWER.join('')) throw new Error('the guarded answer differs from the upstream one');
   return { ttft, lags: releaseLags(ANSWER, arrivals, sentAt), cpuMs: (used.user + used.system) / 1000 };
