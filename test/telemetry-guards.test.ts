@@ -63,8 +63,9 @@ it('Gen checks get the same spans, with Qwen3Guard-Gen as the component', async 
 
 it('a Stream guard in another process is a CLIENT span with the served model as the component', async () => {
   const { spans } = await run({ guard: remote.guard }, SAFE);
+  const { model } = await remote.guard.ready();
   expect(spans.map((s) => [s.name, s.kind, s.attributes[ATTR.componentName]])).toEqual([
-    ['run_guardrail Qwen3Guard-Stream', SpanKind.CLIENT, remote.engine.info.model],
-    ['run_guardrail Qwen3Guard-Stream', SpanKind.CLIENT, remote.engine.info.model],
+    ['run_guardrail Qwen3Guard-Stream', SpanKind.CLIENT, model],
+    ['run_guardrail Qwen3Guard-Stream', SpanKind.CLIENT, model],
   ]);
 });
