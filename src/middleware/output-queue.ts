@@ -36,7 +36,8 @@ export class OutputQueue {
   readonly releasedUpTo: Record<ResponsePart, number> = { reasoning: 0, answer: 0 };
   /** Characters released downstream, masks included. */
   releasedChars = 0;
-  /** Characters of moderated text waiting for verdicts: now, at most at once, and dropped unreleased (a stop, a rollback). */
+  /** Characters of moderated text received, waiting for verdicts (now, at most at once), dropped unreleased (a stop, a rollback). */
+  receivedChars = 0;
   private heldChars = 0;
   heldCharsMax = 0;
   withheldChars = 0;
@@ -67,6 +68,7 @@ export class OutputQueue {
   push(entry: { part: LanguageModelV4StreamPart } | { part: DeltaPart; range: TextRange }): void {
     if ('range' in entry) {
       this.entries.push({ kind: 'text', part: entry.part, range: entry.range, released: entry.range.start });
+      this.receivedChars += entry.range.end - entry.range.start;
       this.heldChars += entry.range.end - entry.range.start;
     } else this.entries.push({ kind: 'part', part: entry.part });
   }

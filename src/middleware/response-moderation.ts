@@ -38,8 +38,6 @@ export class ResponseModeration {
   readonly lags: number[] = [];
   /** Duration of each guard call scoring or evaluating the response (ms). */
   readonly decodeMs: number[] = [];
-  /** Characters of response text received (across continuations). */
-  receivedChars = 0;
   heldTokensMax = 0;
   private readonly aligners: Record<ResponsePart, TextAligner> = {
     reasoning: new TextAligner(RESPONSE_TEMPLATE.reasoningPrefix),
@@ -93,7 +91,6 @@ export class ResponseModeration {
     }
     const start = this.text[part].length;
     this.text[part] += delta;
-    this.receivedChars += delta.length;
     this.commitChunks(part, this.aligners[part].push(delta), false);
     this.kick();
     return { part, start, end: start + delta.length };
@@ -321,13 +318,9 @@ export class ResponseModeration {
   }
 
   /** A guard call, its duration kept (telemetry's decode histogram). */
-  private async timed<T>(call: () => Promise<T>): Promise<T> {
+  private timed<T>(call: () => Promise<T>): Promise<T> {
     const start = now();
-    try {
-      return await call();
-    } finally {
-      this.decodeMs.push(now() - start);
-    }
+    return call().finally(() => this.decodeMs.push(now() - start));
   }
 
   private record(verdicts: TokenVerdict[], since: number): void {

@@ -43,7 +43,7 @@ export interface ResponseEnd {
   interrupted?: boolean;
   /** The (last) upstream call sent its finish: false when the guard or the client cut it short. */
   upstreamFinished?: boolean;
-  queue?: { releasedChars: number; heldCharsMax: number; withheldChars: number };
+  queue?: { receivedChars: number; releasedChars: number; heldCharsMax: number; withheldChars: number };
 }
 
 /**
@@ -128,7 +128,8 @@ export class ResponseTelemetry {
       [ATTR.firstFlagTokenIndex]: first?.tokenIndex,
       [ATTR.firstFlagCharOffset]: first?.charOffset,
       [ATTR.tokensHeldMax]: metadata.tokens.heldMax,
-      [ATTR.charsReceived]: moderation?.receivedChars,
+      // Without a stream (generateText) the text received is the text moderated.
+      [ATTR.charsReceived]: queue?.receivedChars ?? (moderation && moderation.text.reasoning.length + moderation.text.answer.length),
       [ATTR.charsReleased]: queue?.releasedChars,
       [ATTR.charsHeldMax]: queue?.heldCharsMax,
       [ATTR.charsWithheld]: queue?.withheldChars,
