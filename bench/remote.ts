@@ -24,8 +24,11 @@ const median = (xs: number[]) => quantile(xs, 0.5);
 
 const modelPath = await trainedLikeModel();
 const contextSize = 2048;
-const local = await LocalGuard.load({ modelPath, threads: 2, gpu: false, contextSize, maxSessions: 32 });
-const serve = await startServe(['--model', modelPath, '--max-sessions', '32', '--max-waiting', '64', '--context-size', String(contextSize)]);
+// 16 sessions of 2048 cells on each side (3.6 GiB of KV each): 32 clients queue for them.
+const local = await LocalGuard.load({ modelPath, threads: 2, gpu: false, contextSize, maxSessions: 16 });
+const serve = await startServe(['--model', modelPath, '--max-sessions', '16', '--max-waiting', '64', '--context-size', String(contextSize)]);
+// A failed run must not leave the server (and its memory) behind.
+process.on('exit', () => serve.kill('SIGKILL'));
 const remote = Qwen3Guard.remote({ baseURL: serve.url, timeoutMs: 120_000 });
 const kinds: Array<[string, StreamGuard]> = [
   ['in-process', local],
@@ -36,9 +39,26 @@ const provider = createOpenAI({ baseURL: upstream.baseURL, apiKey: 'bench' });
 const prose = (seed: number, tokens: number) => tokenDeltas(local, Array.from({ length: tokens * 2 }, (_, i) => WORDS[(seed * 7 + i * (1 + (seed % 5))) % WORDS.length]).join(' '), tokens);
 const guarded = (guard: StreamGuard, extra: Record<string, unknown> = {}) => qwen3GuardMiddleware({ guard, ...FLAG_ONLY_POLICY, ...extra }) as LanguageModelMiddleware;
 
+/**
+ * Waits until neither guard works in the background (a finished turn's re-render for KV reuse). Each decodes
+ * with 2 threads on these 2 cores: one process's background decode during the other's measured stream would
+ * oversubscribe the cores (llama.cpp's threads spin at their barriers), and measure that instead.
+ */
+async function quiet(): Promise<void> {
+  await local.pool.settled();
+  const evaluated = async () => /^qwen3guard_tokens_total\{kind="evaluated"\} (\d+)$/m.exec(await (await fetch(`${serve.url}/metrics`)).text())?.[1];
+  for (let last = await evaluated(), i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await evaluated();
+    if (now === last) return;
+    last = now;
+  }
+}
+
 /** One streamed answer: TTFT and the release lag of each delta (server write -> client holds it). */
-async function measure(messages: ModelMessage[], deltas: string[], rate: number, middleware: LanguageModelMiddleware | null) {
-  upstream.setScript({ deltas, tokensPerSecond: rate, firstTokenDelayMs: rate ? FIRST_TOKEN_DELAY_MS : 0 });
+async function measure(messages: ModelMessage[], deltas: string[], rate: number, middleware: LanguageModelMiddleware | null, script = true) {
+  // (concurrent clients share one script, set by the caller: the upstream has one at a time)
+  if (script) upstream.setScript({ deltas, tokensPerSecond: rate, firstTokenDelayMs: rate ? FIRST_TOKEN_DELAY_MS : 0 });
   const index = upstream.requests.length;
   const model = middleware ? wrapLanguageModel({ model: provider.chat('bench'), middleware }) : provider.chat('bench');
   const start = performance.now();
@@ -46,7 +66,7 @@ async function measure(messages: ModelMessage[], deltas: string[], rate: number,
   const { text, ttft, arrivals } = await readTimed(result.textStream, start);
   const request = await upstream.request(index);
   const lags = releaseLags(deltas, arrivals, request.deltaTimes);
-  if (text !== deltas.join('')) throw new Error('the guarded text differs from the upstream text');
+  if (text !== deltas.join('')) throw new Error(`the guarded text differs from the upstream text (${JSON.stringify((await result.providerMetadata)?.qwen3guard)})`);
   return { ttft, lags, wallMs: performance.now() - start };
 }
 
@@ -63,9 +83,13 @@ for (const { rate, tokens } of [
   for (let round = 0; round < ROUNDS; round++) {
     const deltas = prose(round, tokens);
     const messages: ModelMessage[] = [{ role: 'user', content: `Describe a calm river valley in autumn. [${rate}/${round}]` }];
+    await quiet();
     runs.plain.push(await measure(messages, deltas, rate, null));
     // Alternate which kind goes first, so that neither always runs on a warmer machine.
-    for (const [name, guard] of round % 2 ? [...kinds].reverse() : kinds) runs[name].push(await measure(messages, deltas, rate, guarded(guard)));
+    for (const [name, guard] of round % 2 ? [...kinds].reverse() : kinds) {
+      await quiet();
+      runs[name].push(await measure(messages, deltas, rate, guarded(guard)));
+    }
   }
   const ttft = (k: string) => median(runs[k].map((r) => r.ttft));
   const lag = (k: string, q: number) => median(runs[k].map((r) => quantile(r.lags, q)));
@@ -81,6 +105,7 @@ for (const [name, guard] of kinds) {
   const verdicts: number[] = [];
   const history: ModelMessage[] = [];
   const middleware = guarded(guard, { onPromptVerdict: (info: { latencyMs: number }) => verdicts.push(info.latencyMs) });
+  await quiet();
   for (let turn = 0; turn < 12; turn++) {
     history.push({ role: 'user', content: `Question ${turn + 1} (${name}): ${prose(2 * turn + 1, 40).join('')}?` });
     const answer = prose(2 * turn + 2, 80);
@@ -96,8 +121,11 @@ console.log('\nthroughput, answers of 96 tokens delivered at once: guard tokens/
 for (const clients of [1, 8, 32]) {
   const row: string[] = [];
   for (const [, guard] of kinds) {
+    await quiet();
+    const deltas = prose(clients + 50, 96);
+    upstream.setScript({ deltas, tokensPerSecond: 0, firstTokenDelayMs: 0 });
     const started = performance.now();
-    await Promise.all(Array.from({ length: clients }, (_, c) => measure([{ role: 'user', content: `Tell me about rivers, client ${c} of ${clients}.` }], prose(c + 50, 96), 0, guarded(guard))));
+    await Promise.all(Array.from({ length: clients }, (_, c) => measure([{ role: 'user', content: `Tell me about rivers, client ${c} of ${clients}.` }], deltas, 0, guarded(guard), false)));
     row.push(((clients * 96) / ((performance.now() - started) / 1000)).toFixed(1));
   }
   console.log(`  ${String(clients).padStart(2)} clients: in-process ${row[0].padStart(6)}  remote ${row[1].padStart(6)}  ratio ${(Number(row[1]) / Number(row[0])).toFixed(2)}`);
@@ -106,6 +134,7 @@ for (const clients of [1, 8, 32]) {
 // The protocol's cost per call: the same one-token append, remote minus local, interleaved.
 const perCall: Record<string, number[]> = { 'in-process': [], remote: [] };
 for (const [name, guard] of kinds) {
+  await quiet();
   const session = await guard.createSession();
   await session.checkPrompt([{ role: 'user', content: 'Count the boats.' }]);
   await session.appendText('answer', 'Boats');
