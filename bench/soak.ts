@@ -96,6 +96,9 @@ export interface SoakReport {
   rssAfterWarmupMb: number;
   rssEndMb: number;
   rssGrowthMb: number;
+  /** This process's JS heap after a full GC, after warm-up and at the end: in the serve target it holds the
+   *  remote client (the app's side), whose per-stream state must not accumulate either. */
+  heapAfterWarmupMb: number;
   heapEndMb: number;
   /** p95 latency of each successive window of `window` streams, in order. */
   p95ByWindowMs: number[];
@@ -113,9 +116,14 @@ const SENTENCES = [
 const UNSAFE = 'Then mix it all to make a bomb quickly and leave.';
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? 0;
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const rssMb = () => {
-  (globalThis as { gc?: () => void }).gc?.();
+  gc();
   return process.memoryUsage().rss / 2 ** 20;
+};
+const heapMb = () => {
+  gc();
+  return process.memoryUsage().heapUsed / 2 ** 20;
 };
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
@@ -130,6 +138,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let hung = 0;
   let leakedUnsafe = 0;
   let rssAfterWarmup = 0;
+  let heapAfterWarmup = 0;
   const started = performance.now();
 
   async function one(i: number): Promise<void> {
@@ -179,13 +188,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     while (next < options.streams) {
       const i = next++;
       await one(i);
-      if (i === options.window - 1) rssAfterWarmup = await target.rssMb();
+      if (i === options.window - 1) {
+        rssAfterWarmup = await target.rssMb();
+        heapAfterWarmup = heapMb();
+      }
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, worker));
   const rssEnd = await target.rssMb();
   const sessionsReturned = await target.sessionsReturned();
   await new Promise((r) => setTimeout(r, 50));
+  const heapEnd = heapMb();
   process.off('unhandledRejection', onUnhandled);
   await target.close();
   const first = latencies.slice(0, options.window);
@@ -200,7 +213,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     rssAfterWarmupMb: Math.round(rssAfterWarmup),
     rssEndMb: Math.round(rssEnd),
     rssGrowthMb: Math.round(rssEnd - rssAfterWarmup),
-    heapEndMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+    heapAfterWarmupMb: Math.round(heapAfterWarmup),
+    heapEndMb: Math.round(heapEnd),
     p95ByWindowMs: Array.from({ length: Math.floor(options.streams / options.window) }, (_, w) => Math.round(quantile(latencies.slice(w * options.window, (w + 1) * options.window), 0.95))),
     p95FirstMs: Math.round(quantile(first, 0.95)),
     p95LastMs: Math.round(quantile(last, 0.95)),
@@ -229,6 +243,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     report.leakedUnsafe > 0 && `${report.leakedUnsafe} streams showed unsafe text`,
     !report.sessionsReturned && 'guard sessions were not all returned',
     report.rssGrowthMb >= (target === 'serve' ? 100 : 50) && `resident memory grew ${report.rssGrowthMb} MB after warm-up`,
+    report.heapEndMb - report.heapAfterWarmupMb >= 25 && `this process's JS heap grew from ${report.heapAfterWarmupMb} to ${report.heapEndMb} MB`,
     report.p95LastMs > report.p95FirstMs * 1.1 + 20 && `p95 latency drifted from ${report.p95FirstMs} to ${report.p95LastMs} ms`,
   ].filter(Boolean);
   console.log(problems.length ? `FAILED: ${problems.join('; ')}` : 'ok: every stream ended, every session returned, no growth, no drift');
