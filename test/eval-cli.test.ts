@@ -101,16 +101,23 @@ describe('qwen3guard eval', () => {
     }
   });
 
-  it('evaluates a guard service (--model <url>) exactly as the same model in process', async () => {
-    const serve = await startServe(['--model', model], { QWEN3GUARD_API_KEY: 'eval-key-0123456789abcdef' });
+  // Without --response-probabilities a served Stream model gives none for responses: the same as a local
+  // --no-probabilities run. With it, the response threshold sweep too.
+  it.each([
+    { serveFlags: [], localFlags: ['--no-probabilities'], sweptResponses: false },
+    { serveFlags: ['--response-probabilities'], localFlags: [], sweptResponses: true },
+  ])('evaluates a guard service (--model <url>) exactly as the same model in process (serve $serveFlags)', async ({ serveFlags, localFlags, sweptResponses }) => {
+    const serve = await startServe(['--model', model, ...serveFlags], { QWEN3GUARD_API_KEY: 'eval-key-0123456789abcdef' });
     try {
       const dir = await mkdtemp(join(scratch, 'remote-'));
-      const local = await runCli(['eval', '--model', model, '--data', data, '--summary', join(dir, 'local.json'), '--no-probabilities'], ISOLATED_ENV);
+      const local = await runCli(['eval', '--model', model, '--data', data, '--summary', join(dir, 'local.json'), ...localFlags], ISOLATED_ENV);
       expect(local.code).toBe(0);
       const served = await runCli(['eval', '--model', serve.url, '--data', data, '--summary', join(dir, 'remote.json')], { ...ISOLATED_ENV, QWEN3GUARD_API_KEY: 'eval-key-0123456789abcdef' });
       expect(served.code, served.stderr).toBe(0);
       const read = async (name: string) => withoutTiming(JSON.parse(await readFile(join(dir, name), 'utf8'))).map(({ model: _, ...rest }: Record<string, unknown>) => rest);
       expect(await read('remote.json')).toEqual(await read('local.json'));
+      const summary: EvalSummary = JSON.parse(await readFile(join(dir, 'remote.json'), 'utf8')).models[0];
+      expect((summary.sweep?.items ?? 0) > summary.items.prompt).toBe(sweptResponses);
     } finally {
       serve.kill('SIGKILL');
     }

@@ -132,6 +132,8 @@ docs/rl.md). Prints "listening on http://HOST:PORT" once the model is loaded.
   --reward-scheme <s>    /get_reward's scheme: hybrid (default) or guard-only
   --helpfulness-url <u>  the helpfulness reward model for hybrid (else H is 0)
   --log-requests         one line per request on stderr (method, route, status, time; never text)
+  --response-probabilities
+                         exact probabilities for every response token (eval's threshold sweep; slower)
   -h, --help             show this help
 
 On SIGTERM (or Ctrl-C) it stops taking sessions, lets open ones finish up to the drain timeout, and exits 0.

@@ -27,6 +27,7 @@ export async function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = pr
       'reward-scheme': { type: 'string' },
       'helpfulness-url': { type: 'string' },
       'log-requests': { type: 'boolean' },
+      'response-probabilities': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -60,6 +61,7 @@ export async function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = pr
     apiKeys,
     genModelPath: values['gen-model'],
     reward: { scheme, helpfulnessUrl },
+    responseProbabilities: values['response-probabilities'],
     log: values['log-requests'] ? (line: string) => process.stderr.write(`${line}\n`) : undefined,
   };
 }

@@ -40,8 +40,8 @@ export async function loadLocalGuard(modelPath: string, options: GuardLoadOption
 
 /**
  * `--model <url>`: a `qwen3guard serve` (API key from QWEN3GUARD_API_KEY), evaluated through the remote client
- * it serves: its Stream model, or its Gen model when it serves Gen only. A served Stream model reports no
- * response probabilities, so the response threshold sweep needs a local model.
+ * it serves: its Stream model, or its Gen model when it serves Gen only. A served Stream model reports response
+ * probabilities (for the threshold sweep) only when serve runs with --response-probabilities.
  */
 export const loadRemoteGuard: RemoteGuardFactory = async (url, options) => {
   const { remoteGuardOptionsSchema } = await import('../remote/options.js');

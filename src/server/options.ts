@@ -17,6 +17,8 @@ export const serveOptionsSchema = z
     maxSessions: z.number().int().min(1).max(256).default(4),
     contextSize: guardOptionsSchema.shape.contextSize,
     kvCacheType: guardOptionsSchema.shape.kvCacheType,
+    /** Exact probabilities for every response token (for `qwen3guard eval`'s threshold sweep through the server). */
+    responseProbabilities: guardOptionsSchema.shape.responseProbabilities,
     /** Session creations that may wait for a free one; past it 429 with Retry-After. Default 4 x maxSessions. */
     maxWaiting: z.number().int().min(0).optional(),
     /** Longest wait for a free session before 429. */

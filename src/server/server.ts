@@ -193,7 +193,7 @@ async function loadModels(options: ResolvedServeOptions): Promise<{ stream: Loca
   const modelIsGen = options.modelPath !== undefined && (await detectVariantOfFile(options.modelPath).catch(() => 'unknown')) === 'gen';
   const genPath = modelIsGen ? options.modelPath : options.genModelPath;
   const common = { threads: options.threads, gpu: options.gpu, maxSessions: options.maxSessions, contextSize: options.contextSize, kvCacheType: options.kvCacheType, maxWaiting: options.maxWaiting ?? options.maxSessions * 4 };
-  const stream = options.modelPath && !modelIsGen ? await LocalGuard.load({ ...common, modelPath: options.modelPath }) : null;
+  const stream = options.modelPath && !modelIsGen ? await LocalGuard.load({ ...common, modelPath: options.modelPath, responseProbabilities: options.responseProbabilities }) : null;
   try {
     if (!genPath) return { stream, gen: null };
     const genOptions = { ...parseOptions(genOptionsSchema, { ...common, modelPath: genPath }, 'serve.genModel'), modelPath: genPath };
