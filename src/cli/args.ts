@@ -108,7 +108,7 @@ export const SERVE_USAGE = `Usage: qwen3guard serve --model <name|file.gguf> [--
                         [--port 8080|0] [--threads N] [--gpu auto|cpu|cuda|vulkan|metal] [--max-sessions N]
                         [--context-size N] [--max-waiting N] [--queue-timeout S] [--idle-timeout S] [--drain-timeout S]
                         [--api-key-file FILE] [--reward-scheme hybrid|guard-only] [--helpfulness-url URL]
-                        [--log-requests]`;
+                        [--log-requests] [--response-probabilities]`;
 
 export const SERVE_HELP = `${SERVE_USAGE}
 
